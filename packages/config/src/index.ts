@@ -1,1 +1,35 @@
-export {};
+export { loadConfig, resolveConfig } from './load.js';
+export type { LoadConfigOptions, ResolveConfigOptions } from './load.js';
+export { ConfigError, formatIssue } from './errors.js';
+export type { ConfigIssue } from './errors.js';
+export { stringifyConfig } from './stringify.js';
+export { parsePeerAddress } from './peer-address.js';
+export { nodeConfigSchema } from './schema.js';
+export type {
+  AggregatorConfig,
+  CallbackConfig,
+  CheckpointConfig,
+  DatasetConfig,
+  GrpcConfig,
+  HealthConfig,
+  HeartbeatConfig,
+  KeepaliveConfig,
+  LearnerArgs,
+  LearnerConfig,
+  ListenConfig,
+  MetricsConfig,
+  ModelConfig,
+  NodeConfig,
+  NodeRole,
+  PartitionConfig,
+  PartitionOptions,
+  PeerAddress,
+  RetryConfig,
+  TlsConfig,
+  TrackerBackendConfig,
+  TrackerConfig,
+  TrainerArgs,
+  TrainerConfig,
+  TransportConfig,
+  UpdateCompressionConfig,
+} from './types.js';

@@ -1,0 +1,77 @@
+/** One problem found in a config. */
+export interface ConfigIssue {
+  /** File the offending key came from (the parent file when it was inherited through `extend`). */
+  file: string;
+  /** Dotted key path such as `trainer.args.max_rounds` or `datasets[0].type`; `(root)` for the top level, `''` for YAML syntax errors. */
+  path: string;
+  /** What is wrong and what was expected. */
+  message: string;
+  /** 1-based line of the offending node, when known. */
+  line?: number;
+  /** 1-based column of the offending node, when known. */
+  col?: number;
+}
+
+/** Formats one issue: `file: path: message`, or `file:line:col: message` when no key path applies. */
+export function formatIssue(issue: ConfigIssue): string {
+  if (issue.path === '' && issue.line !== undefined) {
+    return `${issue.file}:${issue.line}:${issue.col ?? 1}: ${issue.message}`;
+  }
+  return issue.path === '' ? `${issue.file}: ${issue.message}` : `${issue.file}: ${issue.path}: ${issue.message}`;
+}
+
+/**
+ * Thrown for any invalid config: YAML syntax, `extend` problems, missing variables, schema
+ * violations. `message` holds one line per issue, so a CLI can print it without a stack trace.
+ */
+export class ConfigError extends Error {
+  /** Every problem found (schema validation reports all of them at once). */
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[]) {
+    super(issues.map(formatIssue).join('\n'));
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/** Shows a value the way it would be written in YAML/JSON, shortened for one-line messages. */
+export function showValue(value: unknown): string {
+  let text: string;
+  if (value === undefined) text = 'nothing';
+  else {
+    try {
+      text = JSON.stringify(value) ?? String(value);
+    } catch {
+      text = String(value);
+    }
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** The allowed key closest to `key`, if it is close enough to be a likely typo. */
+export function closestKey(key: string, allowed: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of allowed) {
+    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  const limit = Math.max(1, Math.floor(key.length / 3));
+  return bestDistance <= limit ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length];
+}

@@ -1,0 +1,243 @@
+/**
+ * JSON Schema (draft-07) of a node config. The same object is written to
+ * `schema/node-config.schema.json` by `schema/generate.ts` so editors can validate YAML with
+ * `# yaml-language-server: $schema=...`; a test fails when the two drift apart.
+ */
+
+type Schema = Record<string, unknown>;
+
+const seconds = (def: number, description: string): Schema => ({
+  type: 'number',
+  exclusiveMinimum: 0,
+  default: def,
+  description: `${description} (seconds)`,
+});
+const int = (minimum: number, def?: number, description?: string): Schema => ({
+  type: 'integer',
+  minimum,
+  ...(def === undefined ? {} : { default: def }),
+  ...(description === undefined ? {} : { description }),
+});
+const str = (def?: string, description?: string): Schema => ({
+  type: 'string',
+  ...(def === undefined ? {} : { default: def }),
+  ...(description === undefined ? {} : { description }),
+});
+const enumOf = (values: string[], def?: string): Schema => ({
+  type: 'string',
+  enum: values,
+  ...(def === undefined ? {} : { default: def }),
+});
+const bool = (def: boolean): Schema => ({ type: 'boolean', default: def });
+const port = (def?: number): Schema => ({
+  type: 'integer',
+  minimum: 0,
+  maximum: 65535,
+  ...(def === undefined ? {} : { default: def }),
+});
+const closed = (properties: Record<string, Schema>, extra: Schema = {}): Schema => ({
+  type: 'object',
+  properties,
+  additionalProperties: false,
+  default: {},
+  ...extra,
+});
+const openArgs = (description: string): Schema => ({ type: 'object', default: {}, description });
+
+/** Pattern of a node id (also the id part of `connect_to`). */
+export const NODE_ID_PATTERN = '^[A-Za-z0-9_.-]+$';
+/** Pattern of a `connect_to` entry: `id@host:port`, host may be `[ipv6]`. */
+export const PEER_ADDRESS_PATTERN = '^[A-Za-z0-9_.-]+@(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$';
+/** Pattern of `learner.args.device`. */
+export const DEVICE_PATTERN = '^(auto|cpu|cuda|cuda:[0-9]+)$';
+/** Pattern of `tracker.backends[].rotation`. */
+export const ROTATION_PATTERN = '^[0-9]+(\\.[0-9]+)? ?[KkMmGg]?[Bb]$';
+
+/** The JSON Schema every node config is validated against (ajv, `allErrors`, `useDefaults`). */
+export const nodeConfigSchema: Readonly<Schema> = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  title: 'OiaFed node config',
+  description: 'Configuration of one OiaFed node (trainer or learner).',
+  type: 'object',
+  required: ['node_id', 'role'],
+  additionalProperties: false,
+  properties: {
+    extend: str(undefined, 'Parent config file, relative to this file; deep-merged under this one.'),
+    node_id: { type: 'string', pattern: NODE_ID_PATTERN, description: 'Unique id of this node.' },
+    role: enumOf(['trainer', 'learner']),
+    exp_name: str('oiafed', 'Experiment name.'),
+    seed: { type: 'integer', default: 42 },
+    listen: closed(
+      {
+        host: str('0.0.0.0'),
+        port: { ...port(), description: 'Default: 50051 for a trainer, 0 (ephemeral) for a learner.' },
+      },
+      { description: 'Address this node serves on.' },
+    ),
+    connect_to: {
+      type: 'array',
+      items: { type: 'string', pattern: PEER_ADDRESS_PATTERN },
+      default: [],
+      description: 'Peers to dial, each id@host:port (e.g. trainer@127.0.0.1:50051).',
+    },
+    transport: closed({
+      mode: enumOf(['auto', 'memory', 'grpc'], 'auto'),
+      grpc: closed({
+        timeout: seconds(60, 'Deadline of one call'),
+        keepalive: closed({
+          time: seconds(30, 'Keepalive ping interval'),
+          timeout: seconds(10, 'Keepalive ping timeout'),
+        }),
+        max_message_mb: { type: 'number', exclusiveMinimum: 0, default: 256 },
+        chunk_mb: { type: 'number', exclusiveMinimum: 0, default: 4 },
+        compression: enumOf(['none', 'gzip'], 'none'),
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            ca: str(undefined, 'CA certificate (PEM file path).'),
+            cert: str(undefined, 'Certificate (PEM file path).'),
+            key: str(undefined, 'Private key (PEM file path).'),
+            require_client_cert: bool(false),
+          },
+        },
+        auth_token: str(undefined, 'Shared bearer token sent and checked on every call.'),
+      }),
+      update_compression: closed({
+        type: enumOf(['none', 'float16', 'int8', 'topk'], 'none'),
+        topk_ratio: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.01 },
+      }),
+    }),
+    trainer: closed({
+      type: str('default'),
+      args: closed({
+        max_rounds: int(1, 10),
+        local_epochs: int(1, 1),
+        client_fraction: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 1 },
+        min_clients: int(1, 1),
+        eval_every: int(0, 1, 'Evaluate every N rounds (0: never).'),
+        checkpoint_every: int(0, 0, 'Checkpoint every N rounds (0: never).'),
+        round_timeout: seconds(600, 'Time limit of one round'),
+        registration_timeout: seconds(300, 'Time to wait for learners to register'),
+        min_available_clients: int(1, undefined, 'Learners to wait for before round 1 (default: min_clients).'),
+      }),
+    }),
+    learner: closed({
+      type: str('default'),
+      args: closed({
+        batch_size: int(1, 32),
+        lr: { type: 'number', exclusiveMinimum: 0, default: 0.01 },
+        optimizer: enumOf(['sgd', 'adam'], 'sgd'),
+        momentum: { type: 'number', minimum: 0, default: 0 },
+        weight_decay: { type: 'number', minimum: 0, default: 0 },
+        device: { type: 'string', pattern: DEVICE_PATTERN, default: 'auto', description: 'auto, cpu, cuda or cuda:N.' },
+        local_epochs: int(1, undefined, "Overrides the trainer's local_epochs."),
+      }),
+    }),
+    aggregator: closed({
+      type: str('fedavg'),
+      package: str(undefined, 'npm package imported at start so it registers this type.'),
+      args: openArgs("Validated by the aggregator's own schema."),
+    }),
+    model: {
+      type: 'object',
+      required: ['type'],
+      additionalProperties: false,
+      properties: {
+        type: str(),
+        args: openArgs('Model arguments, e.g. num_classes, dropout, input_shape.'),
+      },
+    },
+    datasets: {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        required: ['type'],
+        additionalProperties: false,
+        properties: {
+          type: str(),
+          split: enumOf(['train', 'test', 'all'], 'train'),
+          args: openArgs('Dataset arguments, e.g. data_dir, download.'),
+          partition: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              strategy: enumOf(['iid', 'dirichlet', 'label_skew', 'quantity_skew'], 'iid'),
+              num_partitions: int(1),
+              partition_id: int(0),
+              config: {
+                type: 'object',
+                additionalProperties: false,
+                properties: {
+                  alpha: { type: 'number', exclusiveMinimum: 0 },
+                  num_labels_per_client: int(1),
+                  imbalance_ratio: { type: 'number', exclusiveMinimum: 0 },
+                  seed: { type: 'integer' },
+                  min_size: int(0),
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    retry: closed({
+      max_attempts: int(1, 5),
+      backoff_strategy: enumOf(['constant', 'linear', 'exponential'], 'exponential'),
+      initial_delay: { type: 'number', minimum: 0, default: 1, description: 'seconds' },
+      max_delay: { type: 'number', minimum: 0, default: 30, description: 'seconds' },
+      multiplier: { type: 'number', minimum: 1, default: 2 },
+    }),
+    heartbeat: closed({
+      enabled: bool(true),
+      interval: seconds(5, 'Time between heartbeats'),
+      timeout: seconds(15, 'Silence after which a peer counts as lost'),
+    }),
+    tracker: closed({
+      backends: {
+        type: 'array',
+        default: [{ type: 'console', level: 'info' }],
+        items: {
+          type: 'object',
+          required: ['type'],
+          additionalProperties: false,
+          properties: {
+            type: enumOf(['console', 'file', 'loguru', 'jsonl']),
+            level: enumOf(['error', 'warn', 'info', 'debug'], 'info'),
+            log_dir: str('./logs'),
+            rotation: { type: 'string', pattern: ROTATION_PATTERN, default: '100 MB', description: 'e.g. "100 MB", "10 KB".' },
+            retention: int(0, 5, 'Rotated files kept.'),
+          },
+        },
+      },
+      run_dir: str(undefined, 'Where per-round JSONL history goes.'),
+    }),
+    metrics: closed({ enabled: bool(false), host: str('0.0.0.0'), port: port(9090) }),
+    health: closed({ enabled: bool(false), host: str('0.0.0.0'), port: port(8080) }),
+    callbacks: {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        required: ['type'],
+        // Open so editors accept the flat form ({type: early_stopping, patience: 5}); the loader
+        // moves every key but `type` into `args` before validating.
+        additionalProperties: true,
+        properties: { type: str(), args: openArgs('Callback arguments.') },
+      },
+    },
+    plugins: {
+      type: 'array',
+      items: { type: 'string' },
+      default: [],
+      description: 'npm packages imported at start so they can register components.',
+    },
+    checkpoint: closed({ dir: str('./checkpoints'), resume: bool(false), keep: int(1, 3) }),
+  },
+};
+
+/** The schema as the JSON text stored in `schema/node-config.schema.json`. */
+export function renderSchemaJson(): string {
+  return `${JSON.stringify(nodeConfigSchema, null, 2)}\n`;
+}

@@ -1,0 +1,223 @@
+/**
+ * Typed view of a node's YAML config after `extend`, interpolation, validation and defaults.
+ * Keys are snake_case exactly as written in YAML; optional members are the ones without a default.
+ */
+
+/** Role a node plays in the federation. */
+export type NodeRole = 'trainer' | 'learner';
+
+/** `listen`: where this node's server binds. */
+export interface ListenConfig {
+  host: string;
+  /** Defaults to 50051 for a trainer and 0 (ephemeral; learners dial out) for a learner. */
+  port: number;
+}
+
+/** `transport.grpc.keepalive` (seconds). */
+export interface KeepaliveConfig {
+  time: number;
+  timeout: number;
+}
+
+/** `transport.grpc.tls`: file paths; absent means plaintext. */
+export interface TlsConfig {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  require_client_cert: boolean;
+}
+
+/** `transport.grpc`. Times in seconds, sizes in MiB. */
+export interface GrpcConfig {
+  timeout: number;
+  keepalive: KeepaliveConfig;
+  max_message_mb: number;
+  chunk_mb: number;
+  compression: 'none' | 'gzip';
+  tls?: TlsConfig;
+  auth_token?: string;
+}
+
+/** `transport.update_compression`: how model updates are compressed on the wire. */
+export interface UpdateCompressionConfig {
+  type: 'none' | 'float16' | 'int8' | 'topk';
+  topk_ratio: number;
+}
+
+/** `transport`. */
+export interface TransportConfig {
+  mode: 'auto' | 'memory' | 'grpc';
+  grpc: GrpcConfig;
+  update_compression: UpdateCompressionConfig;
+}
+
+/** `trainer.args` (closed set of keys). Timeouts in seconds. */
+export interface TrainerArgs {
+  max_rounds: number;
+  local_epochs: number;
+  client_fraction: number;
+  min_clients: number;
+  eval_every: number;
+  checkpoint_every: number;
+  round_timeout: number;
+  registration_timeout: number;
+  /** Learners to wait for before round 1; core falls back to `min_clients`. */
+  min_available_clients?: number;
+}
+
+/** `trainer`. */
+export interface TrainerConfig {
+  type: string;
+  args: TrainerArgs;
+}
+
+/** `learner.args` (closed set of keys). */
+export interface LearnerArgs {
+  batch_size: number;
+  lr: number;
+  optimizer: 'sgd' | 'adam';
+  momentum: number;
+  weight_decay: number;
+  /** `auto`, `cpu`, `cuda` or `cuda:N`. */
+  device: string;
+  /** Overrides the trainer's `local_epochs` for this learner. */
+  local_epochs?: number;
+}
+
+/** `learner`. */
+export interface LearnerConfig {
+  type: string;
+  args: LearnerArgs;
+}
+
+/** `aggregator`: a registry entry; `args` is validated by the aggregator's own schema. */
+export interface AggregatorConfig {
+  type: string;
+  /** npm package imported at start so that it registers `type`. */
+  package?: string;
+  args: Record<string, unknown>;
+}
+
+/** `model`: a registry entry (`num_classes`, `dropout`, `input_shape` are typical args). */
+export interface ModelConfig {
+  type: string;
+  args: Record<string, unknown>;
+}
+
+/** `datasets[].partition.config`. */
+export interface PartitionOptions {
+  alpha?: number;
+  num_labels_per_client?: number;
+  imbalance_ratio?: number;
+  seed?: number;
+  min_size?: number;
+}
+
+/** `datasets[].partition`. */
+export interface PartitionConfig {
+  strategy: 'iid' | 'dirichlet' | 'label_skew' | 'quantity_skew';
+  num_partitions?: number;
+  partition_id?: number;
+  config?: PartitionOptions;
+}
+
+/** `datasets[]`: a registry entry plus the split and partition this node uses. */
+export interface DatasetConfig {
+  type: string;
+  split: 'train' | 'test' | 'all';
+  args: Record<string, unknown>;
+  partition?: PartitionConfig;
+}
+
+/** `retry` (seconds). */
+export interface RetryConfig {
+  max_attempts: number;
+  backoff_strategy: 'constant' | 'linear' | 'exponential';
+  initial_delay: number;
+  max_delay: number;
+  multiplier: number;
+}
+
+/** `heartbeat` (seconds). */
+export interface HeartbeatConfig {
+  enabled: boolean;
+  interval: number;
+  timeout: number;
+}
+
+/** `tracker.backends[]`. `loguru` is the deployment guide's name for the console + file logger. */
+export interface TrackerBackendConfig {
+  type: 'console' | 'file' | 'loguru' | 'jsonl';
+  level: 'error' | 'warn' | 'info' | 'debug';
+  log_dir: string;
+  /** Size at which a log file rotates, e.g. `"100 MB"`. */
+  rotation: string;
+  /** Rotated files kept. */
+  retention: number;
+}
+
+/** `tracker`. */
+export interface TrackerConfig {
+  backends: TrackerBackendConfig[];
+  /** Where per-round JSONL history goes; core picks a default when absent. */
+  run_dir?: string;
+}
+
+/** `metrics`: Prometheus text at `/metrics`. */
+export interface MetricsConfig {
+  enabled: boolean;
+  host: string;
+  port: number;
+}
+
+/** `health`: `GET /health` and `GET /ready`. */
+export interface HealthConfig {
+  enabled: boolean;
+  host: string;
+  port: number;
+}
+
+/** `callbacks[]`, always in `{type, args}` form (the flat form is normalised on load). */
+export interface CallbackConfig {
+  type: string;
+  args: Record<string, unknown>;
+}
+
+/** `checkpoint`. */
+export interface CheckpointConfig {
+  dir: string;
+  resume: boolean;
+  /** Checkpoints kept on disk. */
+  keep: number;
+}
+
+/** A parsed `id@host:port` entry of `connect_to`. IPv6 hosts are returned without brackets. */
+export interface PeerAddress {
+  nodeId: string;
+  host: string;
+  port: number;
+}
+
+/** A node's fully resolved configuration. */
+export interface NodeConfig {
+  node_id: string;
+  role: NodeRole;
+  exp_name: string;
+  seed: number;
+  listen: ListenConfig;
+  connect_to: string[];
+  transport: TransportConfig;
+  trainer: TrainerConfig;
+  learner: LearnerConfig;
+  aggregator: AggregatorConfig;
+  model?: ModelConfig;
+  datasets: DatasetConfig[];
+  retry: RetryConfig;
+  heartbeat: HeartbeatConfig;
+  tracker: TrackerConfig;
+  metrics: MetricsConfig;
+  health: HealthConfig;
+  callbacks: CallbackConfig[];
+  plugins: string[];
+  checkpoint: CheckpointConfig;
+}
