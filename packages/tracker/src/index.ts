@@ -1,1 +1,15 @@
-export {};
+export { parseSize } from './size.js';
+export { createLogger, createNoopLogger, safeStringify } from './logger.js';
+export type { Logger, LogBackendConfig, LogLevel, CreateLoggerOptions } from './logger.js';
+export { RotatingFileTransport } from './rotating-file.js';
+export type { RotatingFileOptions } from './rotating-file.js';
+export { createNodeMetrics, METRICS_CONTENT_TYPE } from './metrics.js';
+export type { NodeMetrics, CreateNodeMetricsOptions } from './metrics.js';
+export { startObservability } from './server.js';
+export type { ReadinessState, NodeStatus, EndpointConfig, ObservabilityOptions, ObservabilityServer } from './server.js';
+export { RunHistory, readRunHistory, readRunSummary, HISTORY_FILE, SUMMARY_FILE } from './history.js';
+export type { RoundRecord } from './history.js';
+export { renderReport } from './report.js';
+export type { ReportOptions } from './report.js';
+export { createProgress } from './progress.js';
+export type { Progress, ProgressOptions } from './progress.js';

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { createNodeMetrics } from '@oiafed/tracker';
+
+describe('createNodeMetrics', () => {
+  it('renders moved values with Prometheus names, types and labels', async () => {
+    const m = createNodeMetrics({ nodeId: 'trainer', role: 'trainer' });
+    m.roundsCompleted.inc();
+    m.roundsCompleted.inc();
+    m.roundDuration.observe(3);
+    m.roundDuration.observe(40);
+    m.learnersRegistered.set(5);
+    m.learnersAlive.set(4);
+    m.learnersParticipating.set(3);
+    m.updatesAccepted.inc(3);
+    m.updatesRejected.inc({ reason: 'timeout' });
+    m.bytesSent.inc(1_000_000);
+    m.bytesReceived.inc(2048);
+    m.localTrainSeconds.observe({ learner: 'learner_0' }, 0.3);
+    m.localSamplesPerSecond.set({ learner: 'learner_0' }, 320.5);
+    m.globalAccuracy.set(0.75);
+    m.globalLoss.set(0.61);
+    m.currentRound.set(2);
+    m.setComputeBackend('wasm', 'cpu');
+    m.setComputeBackend('tfjs-node', 'cpu');
+    const text = await m.render();
+    const L = 'node="trainer",role="trainer"';
+    expect(text).toContain('# TYPE oiafed_rounds_completed_total counter');
+    expect(text).toContain(`oiafed_rounds_completed_total{${L}} 2`);
+    expect(text).toContain('# TYPE oiafed_round_duration_seconds histogram');
+    expect(text).toContain(`oiafed_round_duration_seconds_bucket{le="5",${L}} 1`);
+    expect(text).toContain(`oiafed_round_duration_seconds_bucket{le="60",${L}} 2`);
+    expect(text).toContain(`oiafed_round_duration_seconds_sum{${L}} 43`);
+    expect(text).toContain(`oiafed_round_duration_seconds_count{${L}} 2`);
+    expect(text).toContain('# TYPE oiafed_learners_registered gauge');
+    expect(text).toContain(`oiafed_learners_registered{${L}} 5`);
+    expect(text).toContain(`oiafed_learners_alive{${L}} 4`);
+    expect(text).toContain(`oiafed_learners_participating{${L}} 3`);
+    expect(text).toContain(`oiafed_updates_accepted_total{${L}} 3`);
+    expect(text).toContain(`oiafed_updates_rejected_total{reason="timeout",${L}} 1`);
+    expect(text).toContain(`oiafed_sent_bytes_total{${L}} 1000000`);
+    expect(text).toContain(`oiafed_received_bytes_total{${L}} 2048`);
+    expect(text).toContain(`oiafed_local_train_seconds_bucket{le="0.5",${L},learner="learner_0"} 1`);
+    expect(text).toContain(`oiafed_local_samples_per_second{learner="learner_0",${L}} 320.5`);
+    expect(text).toContain(`oiafed_global_accuracy{${L}} 0.75`);
+    expect(text).toContain(`oiafed_global_loss{${L}} 0.61`);
+    expect(text).toContain(`oiafed_current_round{${L}} 2`);
+    expect(text).toContain(`oiafed_compute_backend_info{backend="tfjs-node",device="cpu",${L}} 1`);
+    expect(text).not.toContain('backend="wasm"');
+    expect(text).not.toMatch(/^process_/m);
+  });
+
+  it('keeps two nodes in one process apart', async () => {
+    const a = createNodeMetrics({ nodeId: 'learner_0', role: 'learner' });
+    const b = createNodeMetrics({ nodeId: 'learner_1', role: 'learner', collectProcessMetrics: true });
+    const c = createNodeMetrics({ nodeId: 'learner_2', role: 'learner', collectProcessMetrics: true });
+    a.bytesSent.inc(10);
+    b.bytesSent.inc(7);
+    const [ta, tb, tc] = await Promise.all([a.render(), b.render(), c.render()]);
+    expect(ta).toContain('oiafed_sent_bytes_total{node="learner_0",role="learner"} 10');
+    expect(ta).not.toContain('learner_1');
+    expect(tb).toContain('oiafed_sent_bytes_total{node="learner_1",role="learner"} 7');
+    expect(tb).toMatch(/^process_cpu_user_seconds_total\{node="learner_1",role="learner"\} /m);
+    expect(tc).toContain('oiafed_sent_bytes_total{node="learner_2",role="learner"} 0');
+    expect(ta).not.toMatch(/^process_/m);
+  });
+});
