@@ -1,0 +1,601 @@
+import { endianness } from 'node:os';
+import * as grpc from '@grpc/grpc-js';
+import { EnvelopeKind, type Ack, type Envelope, type Frame } from './generated/oiafed/v1/node.js';
+import { errorMessage, isTransportErrorCode, RemoteError, TransportError } from './errors.js';
+import {
+  authMetadata,
+  channelOptions,
+  checkAuth,
+  clientCredentials,
+  fromGrpcError,
+  nodeServiceDefinition,
+  PATHS,
+  serverCredentials,
+  serverOptions,
+  toGrpcStatus,
+  type TlsOptions,
+  type WireOptions,
+} from './grpc-wire.js';
+import { DEFAULT_RETRY, RetryPolicy, sleep, type RetryOptions } from './retry-policy.js';
+import { encodeEnvelope, errorToWire, newId, payloadFromWire, payloadToWire } from './serde.js';
+import { StreamLink } from './stream-link.js';
+import { DEFAULT_TIMEOUT_MS, HandlerFailure, resolveTimeout, TransportBase, withDeadline } from './transport-base.js';
+import type { CallOptions, Logger, Payload, PeerInfo, Transport } from './types.js';
+
+export interface GrpcTransportOptions {
+  nodeId: string;
+  role: string;
+  /** Listen for Call/Notify/Connect (the trainer). Port 0 picks a free port: see boundPort. */
+  listen?: { host: string; port: number };
+  /** Nodes to dial and register with (a learner's trainer). */
+  connectTo?: Array<{ nodeId: string; host: string; port: number }>;
+  /** Sent with registration; the other side sees it in PeerInfo.metadata. */
+  metadata?: Record<string, string>;
+  /** Default call deadline in ms (60 000). */
+  timeoutMs?: number;
+  keepaliveTimeMs?: number;
+  keepaliveTimeoutMs?: number;
+  /** Largest encoded unary Call/Notify envelope (256 MB). Stream envelopes are chunked and unlimited. */
+  maxMessageBytes?: number;
+  /** Slice size of envelopes on the Connect stream (4 MB). */
+  chunkBytes?: number;
+  compression?: 'none' | 'gzip';
+  /** Both sides ping every intervalMs; a side silent for timeoutMs is declared gone. 0/undefined disables. */
+  heartbeat?: { intervalMs: number; timeoutMs: number };
+  /** Backoff for start()'s dialing, reconnects and `retry: true` calls. */
+  retry?: RetryOptions;
+  /** Sent as `authorization: Bearer <token>` and required on every incoming call and stream. */
+  authToken?: string;
+  tls?: TlsOptions;
+  logger?: Logger;
+}
+
+const MB = 1024 * 1024;
+
+interface Outbound {
+  target: { nodeId: string; host: string; port: number };
+  client: grpc.Client;
+  stream?: grpc.ClientDuplexStream<Frame, Frame>;
+  link?: StreamLink;
+  peer?: PeerInfo;
+  registeredOnce: boolean;
+}
+
+interface Inbound {
+  peer: PeerInfo;
+  link: StreamLink;
+  stream: grpc.ServerDuplexStream<Frame, Frame>;
+}
+
+function positiveInt(value: number | undefined, fallback: number, name: string): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v <= 0) throw new TransportError('INVALID_ARGUMENT', `GrpcTransport: ${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+/**
+ * Transport over gRPC. A listening node serves NodeService; a dialing node opens one Connect
+ * stream per connectTo peer and registers. Dialer -> listener calls are unary Call/Notify;
+ * listener -> dialer calls travel as chunked envelopes over the dialer's stream.
+ */
+export class GrpcTransport extends TransportBase implements Transport {
+  private readonly o: GrpcTransportOptions;
+  private readonly role: string;
+  private readonly timeoutMs: number;
+  private readonly maxMessageBytes: number;
+  private readonly chunkBytes: number;
+  private readonly policy: RetryPolicy;
+  private readonly wire: WireOptions;
+  private server?: grpc.Server;
+  private port?: number;
+  private readonly inbound = new Map<string, Inbound>();
+  private readonly outbound = new Map<string, Outbound>();
+  private stopping?: AbortController;
+  private started = false;
+
+  constructor(o: GrpcTransportOptions) {
+    super(o?.nodeId, o?.logger, 'GrpcTransport');
+    if (endianness() !== 'LE') throw new TransportError('INTERNAL', 'GrpcTransport: tensors are sent as host bytes, which requires a little-endian host');
+    this.o = o;
+    this.role = o.role ?? '';
+    this.timeoutMs = resolveTimeout(o.timeoutMs, DEFAULT_TIMEOUT_MS, 'GrpcTransport');
+    this.maxMessageBytes = positiveInt(o.maxMessageBytes, 256 * MB, 'maxMessageBytes');
+    // A chunk frame must itself fit the per-message cap.
+    this.chunkBytes = Math.min(positiveInt(o.chunkBytes, 4 * MB, 'chunkBytes'), this.maxMessageBytes);
+    if (o.compression !== undefined && o.compression !== 'none' && o.compression !== 'gzip')
+      throw new TransportError('INVALID_ARGUMENT', `GrpcTransport: compression must be 'none' or 'gzip', got '${o.compression}'`);
+    const hb = o.heartbeat;
+    if (hb && (hb.intervalMs > 0 || hb.timeoutMs > 0) && !(hb.intervalMs > 0 && hb.timeoutMs > hb.intervalMs))
+      throw new TransportError('INVALID_ARGUMENT', `GrpcTransport: heartbeat needs 0 < intervalMs < timeoutMs, got ${JSON.stringify(hb)}`);
+    if (o.listen && (!Number.isInteger(o.listen.port) || o.listen.port < 0 || o.listen.port > 65535))
+      throw new TransportError('INVALID_ARGUMENT', `GrpcTransport: listen.port must be an integer in 0..65535, got ${o.listen.port}`);
+    const ids = new Set<string>();
+    for (const [i, t] of (o.connectTo ?? []).entries()) {
+      if (!t?.nodeId || !t.host || !Number.isInteger(t.port) || t.port <= 0 || t.port > 65535)
+        throw new TransportError('INVALID_ARGUMENT', `GrpcTransport: connectTo[${i}] must be {nodeId, host, port 1..65535}, got ${JSON.stringify(t)}`);
+      if (t.nodeId === this.nodeId) throw new TransportError('INVALID_ARGUMENT', `GrpcTransport: connectTo[${i}] names this node '${t.nodeId}' itself`);
+      if (ids.has(t.nodeId)) throw new TransportError('INVALID_ARGUMENT', `GrpcTransport: connectTo lists '${t.nodeId}' twice`);
+      ids.add(t.nodeId);
+    }
+    this.policy = new RetryPolicy(o.retry ?? DEFAULT_RETRY);
+    this.wire = {
+      maxMessageBytes: this.maxMessageBytes,
+      chunkBytes: this.chunkBytes,
+      keepaliveTimeMs: o.keepaliveTimeMs,
+      keepaliveTimeoutMs: o.keepaliveTimeoutMs,
+      compression: o.compression ?? 'none',
+      reconnectInitialMs: this.policy.options.initialDelayMs,
+      reconnectMaxMs: this.policy.options.maxDelayMs,
+    };
+  }
+
+  get boundPort(): number | undefined {
+    return this.port;
+  }
+
+  private selfInfo(): { nodeId: string; role: string; metadata: Record<string, string> } {
+    return { nodeId: this.nodeId, role: this.role, metadata: { ...(this.o.metadata ?? {}) } };
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.stopping = new AbortController();
+    try {
+      if (this.o.listen) await this.listen(this.o.listen);
+      await Promise.all((this.o.connectTo ?? []).map((t) => this.connectFirst(t)));
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- listening side
+
+  private async listen(at: { host: string; port: number }): Promise<void> {
+    const server = new grpc.Server(serverOptions(this.wire));
+    server.addService(nodeServiceDefinition, {
+      call: (call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>) => this.serveCall(call, cb),
+      notify: (call: grpc.ServerUnaryCall<Envelope, Ack>, cb: grpc.sendUnaryData<Ack>) => this.serveNotify(call, cb),
+      connect: (stream: grpc.ServerDuplexStream<Frame, Frame>) => this.serveConnect(stream),
+    });
+    const creds = serverCredentials(this.o.tls);
+    this.port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${at.host}:${at.port}`, creds, (err, port) =>
+        err ? reject(new TransportError('UNAVAILABLE', `GrpcTransport '${this.nodeId}': cannot listen on ${at.host}:${at.port} (${err.message})`)) : resolve(port),
+      ),
+    );
+    this.server = server;
+    this.logger.info(`transport ${this.nodeId}: listening`, { host: at.host, port: this.port });
+  }
+
+  private async serveCall(call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>): Promise<void> {
+    if (!checkAuth(call.metadata, this.o.authToken)) return cb({ code: grpc.status.UNAUTHENTICATED, details: `node '${this.nodeId}': missing or wrong bearer token` });
+    const env = call.request;
+    this.counters.bytesReceived += call.request.body.byteLength + env.tensors.reduce((a, t) => a + t.data.byteLength, 0);
+    const ctrl = new AbortController();
+    call.on('cancelled', () => ctrl.abort(new TransportError('CANCELLED', 'caller cancelled')));
+    const reply = await this.answer(env, ctrl.signal);
+    const bytes = encodeEnvelope(reply);
+    this.counters.bytesSent += bytes.byteLength;
+    if (bytes.byteLength > this.maxMessageBytes) {
+      return cb(null, {
+        ...reply,
+        body: new Uint8Array(0),
+        tensors: [],
+        error: errorToWire('PAYLOAD_TOO_LARGE', `reply of ${bytes.byteLength} bytes exceeds maxMessageBytes ${this.maxMessageBytes} of '${this.nodeId}'`, false),
+      });
+    }
+    cb(null, bytes as unknown as Envelope);
+  }
+
+  private serveNotify(call: grpc.ServerUnaryCall<Envelope, Ack>, cb: grpc.sendUnaryData<Ack>): void {
+    if (!checkAuth(call.metadata, this.o.authToken)) return cb({ code: grpc.status.UNAUTHENTICATED, details: `node '${this.nodeId}': missing or wrong bearer token` });
+    const env = call.request;
+    const problem = this.checkIncoming(env);
+    if (problem) return cb(null, { id: env.id, error: problem });
+    let payload: Payload;
+    try {
+      payload = payloadFromWire(env, `notify '${env.method}' from ${env.source}`);
+    } catch (err) {
+      return cb(null, { id: env.id, error: errorToWire('INVALID_ARGUMENT', errorMessage(err), false) });
+    }
+    void this.invoke(env.method, payload, { source: env.source, metadata: env.metadata }).catch((err: unknown) =>
+      this.logger.warn(`transport ${this.nodeId}: notify handler '${env.method}' failed`, { source: env.source, error: errorMessage(err) }),
+    );
+    cb(null, { id: env.id });
+  }
+
+  private checkIncoming(env: Envelope): ReturnType<typeof errorToWire> | undefined {
+    if (env.target && env.target !== this.nodeId)
+      return errorToWire('UNKNOWN_PEER', `message for '${env.target}' reached node '${this.nodeId}'`, false);
+    if (!this.handlers.has(env.method)) return errorToWire('UNKNOWN_METHOD', `node '${this.nodeId}' has no handler for method '${env.method}'`, false);
+    return undefined;
+  }
+
+  /** Runs the handler for a REQUEST (or NOTIFY) envelope and builds the RESPONSE envelope. */
+  private async answer(env: Envelope, signal: AbortSignal): Promise<Envelope> {
+    const reply: Envelope = {
+      id: newId(),
+      method: env.method,
+      source: this.nodeId,
+      target: env.source,
+      correlationId: env.id,
+      timestampMs: Date.now(),
+      metadata: {},
+      body: new Uint8Array(0),
+      tensors: [],
+      kind: EnvelopeKind.ENVELOPE_KIND_RESPONSE,
+      timeoutMs: 0,
+    };
+    const problem = this.checkIncoming(env);
+    if (problem) return { ...reply, error: problem };
+    try {
+      const payload = payloadFromWire(env, `call '${env.method}' from ${env.source}`);
+      const result = await this.invoke(env.method, payload, { source: env.source, metadata: env.metadata, timeoutMs: env.timeoutMs, signal });
+      return { ...reply, ...payloadToWire(result, `reply of '${this.nodeId}' to '${env.method}'`) };
+    } catch (err) {
+      if (err instanceof HandlerFailure) return { ...reply, error: errorToWire(err.code, err.message, true) };
+      const code = err instanceof TransportError ? err.code : 'INTERNAL';
+      return { ...reply, error: errorToWire(code, errorMessage(err), false) };
+    }
+  }
+
+  private serveConnect(stream: grpc.ServerDuplexStream<Frame, Frame>): void {
+    const reject = (code: grpc.status, details: string) => {
+      this.logger.warn(`transport ${this.nodeId}: registration rejected: ${details}`);
+      stream.emit('error', { code, details });
+    };
+    if (!checkAuth(stream.metadata, this.o.authToken)) return reject(grpc.status.UNAUTHENTICATED, `node '${this.nodeId}': missing or wrong bearer token`);
+    let entry: Inbound | undefined;
+    const registerTimer = setTimeout(() => reject(grpc.status.DEADLINE_EXCEEDED, 'no register frame within 10 s'), 10_000);
+    registerTimer.unref?.();
+    const gone = (reason: string) => {
+      clearTimeout(registerTimer);
+      if (!entry || entry.link.isClosed) return;
+      entry.link.close(reason);
+      if (this.inbound.get(entry.peer.nodeId) === entry) {
+        this.inbound.delete(entry.peer.nodeId);
+        this.logger.info(`transport ${this.nodeId}: peer left`, { peer: entry.peer.nodeId, reason });
+        this.emit('peer-left', entry.peer);
+      }
+    };
+    stream.on('data', (frame: Frame) => {
+      if (entry) return entry.link.receive(frame);
+      clearTimeout(registerTimer);
+      if (frame.kind?.$case !== 'register') return reject(grpc.status.INVALID_ARGUMENT, `first frame must be register, got ${frame.kind?.$case ?? 'empty'}`);
+      const r = frame.kind.register;
+      if (!r.nodeId) return reject(grpc.status.INVALID_ARGUMENT, 'register.node_id is empty');
+      if (r.expectedTarget && r.expectedTarget !== this.nodeId)
+        return reject(grpc.status.NOT_FOUND, `'${r.nodeId}' expected node '${r.expectedTarget}' but reached '${this.nodeId}'`);
+      if (r.nodeId === this.nodeId) return reject(grpc.status.ALREADY_EXISTS, `node id '${r.nodeId}' is this server's own id`);
+      const existing = this.inbound.get(r.nodeId);
+      if (existing && !existing.link.isClosed)
+        return reject(grpc.status.ALREADY_EXISTS, `node id '${r.nodeId}' is already registered with '${this.nodeId}' by a live connection`);
+      if (this.stopping?.signal.aborted) return reject(grpc.status.UNAVAILABLE, `node '${this.nodeId}' is stopping`);
+      const peer: PeerInfo = { nodeId: r.nodeId, role: r.role, metadata: { ...r.metadata }, connectedAt: Date.now() };
+      stream.write({ kind: { $case: 'registerAck', registerAck: this.selfInfo() } });
+      const newEntry: Inbound = {
+        peer,
+        stream,
+        link: new StreamLink(stream, r.nodeId, this.linkOwner(r.nodeId, () => {
+          gone('heartbeat timeout');
+          stream.end();
+        }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, logger: this.logger, selfId: this.nodeId }),
+      };
+      entry = newEntry;
+      this.inbound.set(r.nodeId, newEntry);
+      this.logger.info(`transport ${this.nodeId}: peer joined`, { peer: r.nodeId, role: r.role });
+      this.emit('peer-joined', peer);
+    });
+    stream.on('end', () => {
+      gone('stream ended by peer');
+      stream.end();
+    });
+    stream.on('cancelled', () => gone('stream cancelled'));
+    stream.on('error', (err: Error) => gone(`stream error: ${err.message}`));
+    stream.on('close', () => gone('stream closed'));
+  }
+
+  private linkOwner(peerId: string, onDead: (reason: string) => void) {
+    return {
+      onEnvelope: async (env: Envelope, signal: AbortSignal): Promise<Envelope | undefined> => {
+        if (env.kind === EnvelopeKind.ENVELOPE_KIND_NOTIFY) {
+          try {
+            const payload = payloadFromWire(env, `notify '${env.method}' from ${env.source}`);
+            await this.invoke(env.method, payload, { source: env.source, metadata: env.metadata });
+          } catch (err) {
+            this.logger.warn(`transport ${this.nodeId}: notify '${env.method}' from ${peerId} failed`, { error: errorMessage(err) });
+          }
+          return undefined;
+        }
+        return this.answer(env, signal);
+      },
+      onDead: (reason: string) => {
+        this.logger.warn(`transport ${this.nodeId}: peer '${peerId}' declared gone: ${reason}`);
+        onDead(reason);
+      },
+      countBytes: (sent: number, received: number) => {
+        this.counters.bytesSent += sent;
+        this.counters.bytesReceived += received;
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- dialing side
+
+  private async connectFirst(target: { nodeId: string; host: string; port: number }): Promise<void> {
+    const out: Outbound = {
+      target,
+      client: new grpc.Client(`${target.host}:${target.port}`, clientCredentials(this.o.tls), channelOptions(this.wire)),
+      registeredOnce: false,
+    };
+    this.outbound.set(target.nodeId, out);
+    await this.policy.run(() => this.dial(out), {
+      signal: this.stopping?.signal,
+      isRetryable: (e) => e instanceof TransportError && (e.code === 'UNAVAILABLE' || e.code === 'DEADLINE_EXCEEDED'),
+      onRetry: (attempt, delayMs, e) =>
+        this.logger.warn(`transport ${this.nodeId}: dialing '${target.nodeId}' at ${target.host}:${target.port} failed (attempt ${attempt}), retrying in ${delayMs} ms`, {
+          error: errorMessage(e),
+        }),
+    });
+  }
+
+  /** Opens Connect, sends register, waits for the ack. Resolves once registered. */
+  private dial(out: Outbound): Promise<void> {
+    const { target } = out;
+    const what = `registering '${this.nodeId}' with '${target.nodeId}' at ${target.host}:${target.port}`;
+    return new Promise<void>((resolve, reject) => {
+      const stream = out.client.makeBidiStreamRequest(
+        PATHS.connect,
+        nodeServiceDefinition.connect.requestSerialize,
+        nodeServiceDefinition.connect.responseDeserialize,
+        authMetadata(this.o.authToken),
+      ) as grpc.ClientDuplexStream<Frame, Frame>;
+      let link: StreamLink | undefined;
+      let settled = false;
+      const timer = setTimeout(() => {
+        fail(new TransportError('DEADLINE_EXCEEDED', `${what}: no answer within ${this.timeoutMs} ms`, { remote: target.nodeId }));
+        stream.cancel();
+      }, this.timeoutMs);
+      const fail = (err: TransportError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(err);
+      };
+      const closed = (reason: string) => {
+        if (!settled) return fail(new TransportError('UNAVAILABLE', `${what}: stream closed before registration (${reason})`, { remote: target.nodeId }));
+        if (!link || link.isClosed) return;
+        link.close(reason);
+        if (out.link !== link) return;
+        out.link = undefined;
+        out.stream = undefined;
+        const peer = out.peer!;
+        out.peer = undefined;
+        if (this.stopping?.signal.aborted) return;
+        this.logger.warn(`transport ${this.nodeId}: lost '${target.nodeId}' (${reason}); reconnecting`);
+        this.emit('disconnected', peer);
+        void this.reconnect(out);
+      };
+      stream.on('data', (frame: Frame) => {
+        if (link) return link.receive(frame);
+        if (frame.kind?.$case !== 'registerAck') {
+          stream.cancel();
+          return fail(new TransportError('INTERNAL', `${what}: expected registerAck, got ${frame.kind?.$case ?? 'empty frame'}`, { remote: target.nodeId }));
+        }
+        const ack = frame.kind.registerAck;
+        if (ack.nodeId !== target.nodeId) this.logger.warn(`transport ${this.nodeId}: '${target.nodeId}' answered as '${ack.nodeId}'`);
+        link = new StreamLink(stream, target.nodeId, this.linkOwner(target.nodeId, (reason) => {
+          closed(reason);
+          stream.cancel();
+        }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, logger: this.logger, selfId: this.nodeId });
+        out.link = link;
+        out.stream = stream;
+        out.peer = { nodeId: target.nodeId, role: ack.role, metadata: { ...ack.metadata }, connectedAt: Date.now() };
+        settled = true;
+        clearTimeout(timer);
+        const first = !out.registeredOnce;
+        out.registeredOnce = true;
+        this.logger.info(`transport ${this.nodeId}: registered with '${target.nodeId}'`, { host: target.host, port: target.port });
+        this.emit(first ? 'peer-joined' : 'reconnected', out.peer);
+        resolve();
+      });
+      stream.on('error', (err: Error) => {
+        if (!settled) return fail(fromGrpcError(err, { remote: target.nodeId, what }));
+        closed(`stream error: ${(err as grpc.ServiceError).details ?? err.message}`);
+      });
+      stream.on('end', () => closed('stream ended by server'));
+      stream.on('close', () => closed('stream closed'));
+      stream.write({
+        kind: { $case: 'register', register: { ...this.selfInfo(), expectedTarget: target.nodeId } },
+      });
+    });
+  }
+
+  /** Redials until registered again or stop(); delays follow the RetryPolicy, attempts are unbounded. */
+  private async reconnect(out: Outbound): Promise<void> {
+    const signal = this.stopping?.signal;
+    for (let attempt = 1; !signal?.aborted; attempt++) {
+      const delay = this.policy.delayMs(attempt);
+      this.logger.info(`transport ${this.nodeId}: reconnect attempt ${attempt} to '${out.target.nodeId}' in ${delay} ms`);
+      try {
+        await sleep(delay, signal);
+        await this.dial(out);
+        return;
+      } catch (err) {
+        if (signal?.aborted) return;
+        this.logger.warn(`transport ${this.nodeId}: reconnect attempt ${attempt} to '${out.target.nodeId}' failed`, { error: errorMessage(err) });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- calls
+
+  peers(): PeerInfo[] {
+    const list: PeerInfo[] = [];
+    for (const e of this.inbound.values()) list.push(e.peer);
+    for (const o of this.outbound.values()) if (o.peer) list.push(o.peer);
+    return list.map((p) => ({ ...p, metadata: { ...p.metadata } }));
+  }
+
+  private envelope(target: string, method: string, payload: Payload, kind: EnvelopeKind, timeoutMs: number): Envelope {
+    return {
+      id: newId(),
+      method,
+      source: this.nodeId,
+      target,
+      correlationId: '',
+      timestampMs: Date.now(),
+      metadata: {},
+      kind,
+      timeoutMs,
+      ...payloadToWire(payload, `${kind === EnvelopeKind.ENVELOPE_KIND_NOTIFY ? 'notify' : 'call'}('${target}', '${method}')`),
+    };
+  }
+
+  private unknownPeer(target: string, method: string): TransportError {
+    const known = [...this.inbound.keys(), ...this.outbound.keys()];
+    return new TransportError('UNKNOWN_PEER', `node '${this.nodeId}' has no connected peer '${target}' (known: ${known.join(', ') || 'none'})`, {
+      remote: target,
+      method,
+    });
+  }
+
+  private responseToPayload(reply: Envelope, target: string, method: string): Payload {
+    if (reply.error) {
+      const e = reply.error;
+      if (e.fromHandler) throw new RemoteError(e.code, e.message, { remote: target, method });
+      const code = isTransportErrorCode(e.code) ? e.code : 'INTERNAL';
+      throw new TransportError(code, `${target}: ${e.message}`, { remote: target, method });
+    }
+    const payload = payloadFromWire(reply, `reply of ${target} to '${method}'`);
+    return payload;
+  }
+
+  async call(target: string, method: string, payload: Payload, options: CallOptions = {}): Promise<Payload> {
+    const timeoutMs = resolveTimeout(options.timeoutMs, this.timeoutMs, `call('${target}', '${method}')`);
+    if (!this.started || this.stopping?.signal.aborted)
+      throw new TransportError('UNAVAILABLE', `transport '${this.nodeId}' is not started`, { remote: target, method });
+    const once = () => this.callOnce(target, method, payload, timeoutMs, options.signal);
+    if (!options.retry) return once();
+    return this.policy.run(once, {
+      signal: options.signal,
+      isRetryable: (e) => e instanceof TransportError && !(e instanceof RemoteError) && e.code === 'UNAVAILABLE',
+      onRetry: (attempt, delayMs, e) =>
+        this.logger.warn(`transport ${this.nodeId}: call '${method}' to ${target} failed (attempt ${attempt}), retrying in ${delayMs} ms`, { error: errorMessage(e) }),
+    });
+  }
+
+  private async callOnce(target: string, method: string, payload: Payload, timeoutMs: number, signal?: AbortSignal): Promise<Payload> {
+    const env = this.envelope(target, method, payload, EnvelopeKind.ENVELOPE_KIND_REQUEST, timeoutMs);
+    const inbound = this.inbound.get(target);
+    if (inbound) {
+      this.counters.callsSent++;
+      const req = inbound.link.request(env);
+      const reply = await withDeadline(req.response, { timeoutMs, signal, target, method, onGiveUp: (e) => req.cancel(e.message) });
+      return this.responseToPayload(reply, target, method);
+    }
+    const out = this.outbound.get(target);
+    if (!out) throw this.unknownPeer(target, method);
+    const bytes = this.sizeChecked(env, target, method);
+    this.counters.callsSent++;
+    this.counters.bytesSent += bytes.byteLength;
+    const reply = await new Promise<Envelope>((resolve, reject) => {
+      const call = out.client.makeUnaryRequest(
+        PATHS.call,
+        nodeServiceDefinition.call.requestSerialize,
+        nodeServiceDefinition.call.responseDeserialize,
+        bytes as unknown as Envelope,
+        authMetadata(this.o.authToken),
+        { deadline: Date.now() + timeoutMs },
+        (err, res) => (err ? reject(fromGrpcError(err, { remote: target, method, what: `call '${method}' to ${target}` })) : resolve(res!)),
+      );
+      const onAbort = () => call.cancel();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) call.cancel();
+    });
+    this.counters.bytesReceived += reply.body.byteLength + reply.tensors.reduce((a, t) => a + t.data.byteLength, 0);
+    return this.responseToPayload(reply, target, method);
+  }
+
+  private sizeChecked(env: Envelope, target: string, method: string): Buffer {
+    const bytes = encodeEnvelope(env);
+    if (bytes.byteLength > this.maxMessageBytes)
+      throw new TransportError(
+        'PAYLOAD_TOO_LARGE',
+        `${method} to ${target}: encoded message is ${bytes.byteLength} bytes, over maxMessageBytes ${this.maxMessageBytes} of '${this.nodeId}' (raise maxMessageBytes on both nodes)`,
+        { remote: target, method },
+      );
+    return bytes;
+  }
+
+  async notify(target: string, method: string, payload: Payload): Promise<void> {
+    if (!this.started || this.stopping?.signal.aborted)
+      throw new TransportError('UNAVAILABLE', `transport '${this.nodeId}' is not started`, { remote: target, method });
+    const env = this.envelope(target, method, payload, EnvelopeKind.ENVELOPE_KIND_NOTIFY, 0);
+    const inbound = this.inbound.get(target);
+    if (inbound) {
+      this.counters.callsSent++;
+      await inbound.link.send(env);
+      return;
+    }
+    const out = this.outbound.get(target);
+    if (!out) throw this.unknownPeer(target, method);
+    const bytes = this.sizeChecked(env, target, method);
+    this.counters.callsSent++;
+    this.counters.bytesSent += bytes.byteLength;
+    const ack = await new Promise<Ack>((resolve, reject) =>
+      out.client.makeUnaryRequest(
+        PATHS.notify,
+        nodeServiceDefinition.notify.requestSerialize,
+        nodeServiceDefinition.notify.responseDeserialize,
+        bytes as unknown as Envelope,
+        authMetadata(this.o.authToken),
+        { deadline: Date.now() + this.timeoutMs },
+        (err, res) => (err ? reject(fromGrpcError(err, { remote: target, method, what: `notify '${method}' to ${target}` })) : resolve(res!)),
+      ),
+    );
+    if (ack.error) {
+      const code = isTransportErrorCode(ack.error.code) ? ack.error.code : 'INTERNAL';
+      throw new TransportError(code, `${target}: ${ack.error.message}`, { remote: target, method });
+    }
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.stopping?.abort(new TransportError('CANCELLED', `node '${this.nodeId}' stopping`));
+    for (const out of this.outbound.values()) {
+      out.link?.close('transport stopped');
+      out.stream?.end();
+      out.stream?.cancel();
+      out.client.close();
+    }
+    this.outbound.clear();
+    for (const e of [...this.inbound.values()]) {
+      e.link.close('transport stopped');
+      e.stream.end();
+    }
+    this.inbound.clear();
+    this.abortRunning(`node '${this.nodeId}' stopped`);
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 1_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    }
+    this.logger.info(`transport ${this.nodeId}: stopped`);
+  }
+}
+

@@ -1,0 +1,155 @@
+// The one place that converts between domain types (Payload, Tensor) and wire types (Envelope,
+// TensorProto). Nothing outside this file and the gRPC plumbing sees generated types.
+import { endianness } from 'node:os';
+import { DataType, Envelope, ErrorInfo, type TensorProto } from './generated/oiafed/v1/node.js';
+import { TransportError } from './errors.js';
+import type { DType, Payload, Tensor } from './types.js';
+
+// Tensor bytes are the host's typed-array bytes, sent as-is; that is only the wire's
+// little-endian format on a little-endian host.
+const HOST_IS_LE = endianness() === 'LE';
+
+interface DTypeInfo {
+  wire: DataType;
+  bytes: number;
+  ctor: Float32ArrayConstructor | Uint16ArrayConstructor | Int8ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor;
+}
+
+const DTYPES: Record<DType, DTypeInfo> = {
+  float32: { wire: DataType.DATA_TYPE_FLOAT32, bytes: 4, ctor: Float32Array },
+  float16: { wire: DataType.DATA_TYPE_FLOAT16, bytes: 2, ctor: Uint16Array },
+  int8: { wire: DataType.DATA_TYPE_INT8, bytes: 1, ctor: Int8Array },
+  int32: { wire: DataType.DATA_TYPE_INT32, bytes: 4, ctor: Int32Array },
+  uint8: { wire: DataType.DATA_TYPE_UINT8, bytes: 1, ctor: Uint8Array },
+};
+
+const FROM_WIRE = new Map<DataType, DType>(Object.entries(DTYPES).map(([k, v]) => [v.wire, k as DType]));
+
+function assertLittleEndian(): void {
+  if (!HOST_IS_LE)
+    throw new TransportError('INTERNAL', 'tensor serialisation requires a little-endian host (os.endianness() is BE)');
+}
+
+function elementCount(shape: number[], where: string): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0)
+      throw new TransportError('INVALID_ARGUMENT', `${where}: shape must hold non-negative integers, got [${shape.join(', ')}]`);
+    n *= d;
+  }
+  return n;
+}
+
+/** Wire form of a tensor; `data` is a view over the typed array's memory (no copy). */
+export function tensorToProto(t: Tensor, index = 0): TensorProto {
+  assertLittleEndian();
+  const where = `tensor #${index} '${t?.name}'`;
+  const info = DTYPES[t?.dtype];
+  if (!info) throw new TransportError('INVALID_ARGUMENT', `${where}: dtype must be one of ${Object.keys(DTYPES).join('|')}, got '${t?.dtype}'`);
+  if (!(t.data instanceof info.ctor))
+    throw new TransportError('INVALID_ARGUMENT', `${where}: dtype ${t.dtype} needs data as ${info.ctor.name}, got ${t.data?.constructor?.name}`);
+  if (!Array.isArray(t.shape)) throw new TransportError('INVALID_ARGUMENT', `${where}: shape must be an array`);
+  const n = elementCount(t.shape, where);
+  if (n !== t.data.length)
+    throw new TransportError('INVALID_ARGUMENT', `${where}: shape [${t.shape.join(', ')}] holds ${n} elements but data has ${t.data.length}`);
+  return {
+    name: t.name,
+    shape: t.shape.slice(),
+    dtype: info.wire,
+    data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+  };
+}
+
+/**
+ * Domain tensor from its wire form. The result views `p.data`'s memory when it is aligned for the
+ * element type; a misaligned slice is copied once.
+ */
+export function tensorFromProto(p: TensorProto, index = 0): Tensor {
+  assertLittleEndian();
+  const where = `received tensor #${index} '${p.name}'`;
+  const dtype = FROM_WIRE.get(p.dtype);
+  if (!dtype) throw new TransportError('INVALID_ARGUMENT', `${where}: unknown wire dtype ${p.dtype}`);
+  const info = DTYPES[dtype];
+  const shape = p.shape.map(Number);
+  const n = elementCount(shape, where);
+  if (p.data.byteLength !== n * info.bytes)
+    throw new TransportError('INVALID_ARGUMENT', `${where}: shape [${shape.join(', ')}] of ${dtype} needs ${n * info.bytes} bytes, got ${p.data.byteLength}`);
+  let bytes = p.data;
+  if (bytes.byteOffset % info.bytes !== 0) {
+    // Not Buffer#slice: on a Buffer that is a view, and the point here is a fresh aligned copy.
+    const copy = new Uint8Array(bytes.byteLength);
+    copy.set(bytes);
+    bytes = copy;
+  }
+  const data = new info.ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset, n);
+  return { name: p.name, shape, dtype, data };
+}
+
+const EMPTY = new Uint8Array(0);
+
+export function bodyToBytes(body: unknown, where: string): Uint8Array {
+  if (body === undefined) return EMPTY;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(body);
+  } catch (err) {
+    throw new TransportError('INVALID_ARGUMENT', `${where}: body is not JSON-serialisable (${(err as Error).message})`);
+  }
+  if (json === undefined) throw new TransportError('INVALID_ARGUMENT', `${where}: body is not JSON-serialisable (${typeof body})`);
+  return Buffer.from(json, 'utf8');
+}
+
+export function bodyFromBytes(bytes: Uint8Array, where: string): unknown {
+  if (bytes.byteLength === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch (err) {
+    throw new TransportError('INVALID_ARGUMENT', `${where}: body is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/** Fields of an Envelope that carry the payload. */
+export function payloadToWire(payload: Payload, where: string): Pick<Envelope, 'body' | 'tensors'> {
+  if (payload === null || typeof payload !== 'object')
+    throw new TransportError('INVALID_ARGUMENT', `${where}: payload must be an object {body?, tensors?}, got ${payload === null ? 'null' : typeof payload}`);
+  if (payload.tensors !== undefined && !Array.isArray(payload.tensors))
+    throw new TransportError('INVALID_ARGUMENT', `${where}: payload.tensors must be an array`);
+  return {
+    body: bodyToBytes(payload.body, where),
+    tensors: (payload.tensors ?? []).map((t, i) => tensorToProto(t, i)),
+  };
+}
+
+export function payloadFromWire(env: Pick<Envelope, 'body' | 'tensors'>, where: string): Payload {
+  const out: Payload = {};
+  const body = bodyFromBytes(env.body, where);
+  if (body !== undefined) out.body = body;
+  if (env.tensors.length > 0) out.tensors = env.tensors.map((t, i) => tensorFromProto(t, i));
+  return out;
+}
+
+/** Encodes an envelope and returns a Buffer view over the encoded bytes (no extra copy). */
+export function encodeEnvelope(env: Envelope): Buffer {
+  const u8 = Envelope.encode(env).finish();
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+}
+
+export function decodeEnvelope(bytes: Uint8Array): Envelope {
+  try {
+    return Envelope.decode(bytes);
+  } catch (err) {
+    throw new TransportError('INVALID_ARGUMENT', `malformed envelope (${(err as Error).message})`);
+  }
+}
+
+export function errorToWire(code: string, message: string, fromHandler: boolean, details = ''): ErrorInfo {
+  return { code, message, details, fromHandler };
+}
+
+let counter = 0;
+const prefix = Math.random().toString(36).slice(2, 8);
+/** Process-unique message id. */
+export function newId(): string {
+  counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${prefix}-${Date.now().toString(36)}-${counter.toString(36)}`;
+}
