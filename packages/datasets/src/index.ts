@@ -1,1 +1,34 @@
-export {};
+/**
+ * @oiafed/datasets: dataset readers (CIFAR-10, MNIST, Fashion-MNIST, synthetic), federated
+ * partitioners and verified downloads. Datasets are plain typed arrays; no tfjs here.
+ */
+export type {
+  ArrayDataset,
+  DatasetLoader,
+  DatasetSpec,
+  LoadedSplits,
+  LoadOptions,
+  Logger,
+  PartitionSpec,
+  PartitionSpecConfig,
+  PartitionStrategy,
+} from './types.js';
+export { concat, createDataset, sampleSize, subset } from './array-dataset.js';
+export type { DatasetParts } from './array-dataset.js';
+export { createRng, deriveSeed } from './rng.js';
+export type { Rng } from './rng.js';
+export { labelHistogram, partitionIndices } from './partition.js';
+export type { PartitionOptions } from './partition.js';
+export { renderPartitionStats } from './partition-stats.js';
+export { ChecksumMismatchError, DownloadHttpError, downloadFile } from './download.js';
+export type { DownloadOptions } from './download.js';
+export { extractTarGz } from './tar.js';
+export type { ExtractOptions } from './tar.js';
+export { encodeIdxUint8, parseIdx, readIdxFile } from './idx.js';
+export type { IdxArray } from './idx.js';
+export { CIFAR10_MEAN, CIFAR10_STD, decodeCifarRecords, encodeCifarRecords } from './cifar10.js';
+export { generateDevice, syntheticConfig } from './synthetic.js';
+export type { SyntheticConfig } from './synthetic.js';
+export { baseUrlEnvVar } from './args.js';
+export { listDatasets, loadDataset, loadPartition, registerBuiltins, registerDataset } from './registry.js';
+export type { PartitionLoader } from './registry.js';

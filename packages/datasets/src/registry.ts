@@ -1,0 +1,260 @@
+/**
+ * The dataset registry (keyed by the config's `type`) and the two entry points the trainer and
+ * learners call: {@link loadDataset} and {@link loadPartition}.
+ */
+import { subset } from './array-dataset.js';
+import { loadCifar10 } from './cifar10.js';
+import { createIdxLoader, FASHION_MNIST_INFO, MNIST_INFO } from './idx.js';
+import { partitionIndices } from './partition.js';
+import { loadSynthetic, loadSyntheticPartition } from './synthetic.js';
+import {
+  silentLogger,
+  type ArrayDataset,
+  type DatasetLoader,
+  type DatasetSpec,
+  type LoadedSplits,
+  type LoadOptions,
+  type PartitionStrategy,
+} from './types.js';
+
+/**
+ * A loader for datasets that are born federated: returns partition `partitionId` directly, or
+ * null to fall back to partitioning the whole train split.
+ */
+export type PartitionLoader = (
+  spec: DatasetSpec,
+  options: LoadOptions,
+  partitionId: number,
+  numPartitions: number,
+) => Promise<LoadedSplits | null>;
+
+interface Entry {
+  loader: DatasetLoader;
+  partition?: PartitionLoader;
+}
+
+interface RegistryState {
+  entries: Map<string, Entry>;
+  builtins: boolean;
+}
+
+/** One key on globalThis, so two copies of this package share one registry. */
+const REGISTRY_KEY = Symbol.for('@oiafed/datasets/registry');
+
+function state(): RegistryState {
+  const g = globalThis as unknown as Record<symbol, RegistryState | undefined>;
+  let s = g[REGISTRY_KEY];
+  if (!s) {
+    s = { entries: new Map(), builtins: false };
+    g[REGISTRY_KEY] = s;
+  }
+  return s;
+}
+
+/** Other spellings accepted for the built-in types. */
+const ALIASES: Record<string, string> = {
+  cifar_10: 'cifar10',
+  fmnist: 'fashion_mnist',
+  fashionmnist: 'fashion_mnist',
+};
+
+function canonical(type: string): string {
+  const t = type.trim().toLowerCase().replace(/-/g, '_');
+  return ALIASES[t] ?? t;
+}
+
+/**
+ * Registers (or replaces) the loader of a dataset type. `options.partition` lets a dataset that
+ * is born federated hand out its own partitions.
+ */
+export function registerDataset(type: string, loader: DatasetLoader, options: { partition?: PartitionLoader } = {}): void {
+  if (typeof type !== 'string' || type.trim() === '') throw new TypeError('registerDataset: type must be a non-empty string');
+  if (typeof loader !== 'function') throw new TypeError(`registerDataset(${type}): loader must be a function`);
+  state().entries.set(canonical(type), { loader, partition: options.partition });
+  loadCache.clear();
+}
+
+/** Registers cifar10, mnist, fashion_mnist and synthetic unless already registered. Safe to call twice. */
+export function registerBuiltins(): void {
+  const s = state();
+  if (s.builtins) return;
+  s.builtins = true;
+  const add = (type: string, entry: Entry): void => {
+    if (!s.entries.has(type)) s.entries.set(type, entry);
+  };
+  add('cifar10', { loader: loadCifar10 });
+  add('mnist', { loader: createIdxLoader(MNIST_INFO) });
+  add('fashion_mnist', { loader: createIdxLoader(FASHION_MNIST_INFO) });
+  add('synthetic', { loader: loadSynthetic, partition: loadSyntheticPartition });
+}
+
+/** Registered dataset types, sorted. */
+export function listDatasets(): string[] {
+  registerBuiltins();
+  return [...state().entries.keys()].sort();
+}
+
+function entryFor(spec: DatasetSpec): Entry {
+  if (!spec || typeof spec !== 'object' || typeof spec.type !== 'string' || spec.type.trim() === '') {
+    throw new TypeError(`datasets[]: expected an object with a non-empty "type", got ${JSON.stringify(spec)}`);
+  }
+  registerBuiltins();
+  const entry = state().entries.get(canonical(spec.type));
+  if (!entry) {
+    throw new Error(`datasets[].type: unknown dataset type ${JSON.stringify(spec.type)}; registered: ${listDatasets().join(', ')}`);
+  }
+  return entry;
+}
+
+function normalizeSpec(spec: DatasetSpec): DatasetSpec & { split: 'train' | 'test' | 'all' } {
+  const split = spec.split ?? 'train';
+  if (split !== 'train' && split !== 'test' && split !== 'all') {
+    throw new TypeError(`datasets[type=${spec.type}].split: expected train, test or all, got ${JSON.stringify(spec.split)}`);
+  }
+  if (spec.args !== undefined && (spec.args === null || typeof spec.args !== 'object' || Array.isArray(spec.args))) {
+    throw new TypeError(`datasets[type=${spec.type}].args: expected a map, got ${JSON.stringify(spec.args)}`);
+  }
+  return { ...spec, type: canonical(spec.type), split };
+}
+
+function pick(splits: LoadedSplits, split: 'train' | 'test' | 'all', type: string): LoadedSplits {
+  const out: LoadedSplits = {};
+  if (split !== 'test') {
+    if (!splits.train) throw new Error(`dataset ${type}: loader returned no train split`);
+    out.train = splits.train;
+  }
+  if (split !== 'train') {
+    if (!splits.test) throw new Error(`dataset ${type}: loader returned no test split`);
+    out.test = splits.test;
+  }
+  return out;
+}
+
+interface CacheEntry {
+  pending?: Promise<LoadedSplits>;
+  train?: WeakRef<ArrayDataset>;
+  test?: WeakRef<ArrayDataset>;
+}
+
+/**
+ * Loads in flight and loaded datasets still referenced somewhere, so a trainer and several
+ * in-process learners read and decode a dataset once. Weak references: memory is freed as soon
+ * as no node holds the data.
+ */
+const loadCache = new Map<string, CacheEntry>();
+
+function cacheKey(s: DatasetSpec, options: LoadOptions): string | undefined {
+  try {
+    return JSON.stringify([s.type, s.split, s.args ?? {}, s.partition?.num_partitions ?? null, options.seed ?? null]);
+  } catch {
+    return undefined;
+  }
+}
+
+async function cachedLoad(entry: Entry, s: DatasetSpec & { split: 'train' | 'test' | 'all' }, options: LoadOptions): Promise<LoadedSplits> {
+  const key = s.args?.cache === false ? undefined : cacheKey(s, options);
+  if (key === undefined) return entry.loader(s, options);
+  const hit = loadCache.get(key);
+  if (hit?.pending) {
+    try {
+      return await hit.pending;
+    } catch (err) {
+      // Another caller's load failed (maybe its own abort): try ours unless we were aborted too.
+      if (options.signal?.aborted) throw err;
+    }
+  } else if (hit) {
+    const train = hit.train?.deref();
+    const test = hit.test?.deref();
+    if ((s.split === 'test' || train) && (s.split === 'train' || test)) return { ...(train ? { train } : {}), ...(test ? { test } : {}) };
+  }
+  const pending = entry.loader(s, options);
+  loadCache.set(key, { pending });
+  try {
+    const result = await pending;
+    loadCache.set(key, {
+      ...(result.train ? { train: new WeakRef(result.train) } : {}),
+      ...(result.test ? { test: new WeakRef(result.test) } : {}),
+    });
+    return result;
+  } catch (err) {
+    if (loadCache.get(key)?.pending === pending) loadCache.delete(key);
+    throw err;
+  }
+}
+
+/**
+ * Loads the whole split(s) named by `spec.split` (default `train`; `all` gives both). Results
+ * are shared while referenced (set `args.cache: false` to always reload): treat the arrays as
+ * read-only.
+ */
+export async function loadDataset(spec: DatasetSpec, options: LoadOptions = {}): Promise<LoadedSplits> {
+  const entry = entryFor(spec);
+  const s = normalizeSpec(spec);
+  options.signal?.throwIfAborted();
+  return pick(await cachedLoad(entry, s, options), s.split, s.type);
+}
+
+function intField(value: unknown, where: string, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new TypeError(`${where}: expected an integer >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Loads this learner's shard of the train split (`partition.partition_id` of
+ * `partition.num_partitions`); the test split, when asked for, stays whole. Without
+ * `spec.partition` the whole data is partition 0 of 1. The partition seed is
+ * `partition.config.seed`, else `options.seed`, else 0: every learner must use the same one.
+ */
+export async function loadPartition(
+  spec: DatasetSpec,
+  options: LoadOptions = {},
+): Promise<LoadedSplits & { partitionId: number; numPartitions: number }> {
+  const entry = entryFor(spec);
+  const s = normalizeSpec(spec);
+  const p = s.partition;
+  if (p === undefined || p === null) return { ...(await loadDataset(s, options)), partitionId: 0, numPartitions: 1 };
+  const where = `datasets[type=${s.type}].partition`;
+  if (p.num_partitions === undefined) {
+    throw new TypeError(`${where}.num_partitions is required when partition is given (an integer >= 1, the number of learners)`);
+  }
+  if (p.partition_id === undefined) {
+    throw new TypeError(`${where}.partition_id is required when partition is given (an integer in 0..num_partitions-1)`);
+  }
+  const numPartitions = intField(p.num_partitions, `${where}.num_partitions`, 1);
+  const partitionId = intField(p.partition_id, `${where}.partition_id`, 0);
+  if (partitionId >= numPartitions) {
+    throw new RangeError(`${where}.partition_id: ${partitionId} is out of range; expected 0..${numPartitions - 1} (num_partitions=${numPartitions})`);
+  }
+  const strategy: PartitionStrategy = p.strategy ?? 'iid';
+  const cfg = p.config ?? {};
+  const logger = options.logger ?? silentLogger;
+
+  if (entry.partition) {
+    const native = await entry.partition(s, options, partitionId, numPartitions);
+    if (native) {
+      logger.info(`dataset ${s.type}: partition ${partitionId}/${numPartitions} is the dataset's own device ${partitionId}`, {
+        train: native.train?.length,
+      });
+      return { ...pick(native, s.split, s.type), partitionId, numPartitions };
+    }
+  }
+
+  const whole = await loadDataset(s, options);
+  // Only train is sharded: a test-only load is the whole test split on every learner.
+  if (s.split === 'test') return { ...whole, partitionId, numPartitions };
+  const train = whole.train as ArrayDataset;
+  const parts = partitionIndices(train.labels, train.numClasses, {
+    strategy,
+    numPartitions,
+    seed: cfg.seed ?? options.seed ?? 0,
+    alpha: cfg.alpha,
+    numLabelsPerClient: cfg.num_labels_per_client,
+    imbalanceRatio: cfg.imbalance_ratio,
+    minSize: cfg.min_size,
+  });
+  const shard = subset(train, parts[partitionId], `${train.name}[${strategy} p${partitionId}/${numPartitions}]`);
+  logger.info(`dataset ${s.type}: partition ${partitionId}/${numPartitions} (${strategy}) has ${shard.length} of ${train.length} train samples`);
+  return { train: shard, ...(whole.test ? { test: whole.test } : {}), partitionId, numPartitions };
+}
