@@ -1,1 +1,24 @@
-export {};
+/**
+ * @oiafed/models: model registry, compute-backend selection, flat weight vectors and local
+ * training on TensorFlow.js.
+ */
+export type { ArgsSchema } from './args-schema.js';
+export { validateArgs } from './args-schema.js';
+export type { BackendInfo, DeviceRequest, SelectBackendOptions } from './backend.js';
+export { BackendUnavailableError, selectBackend } from './backend.js';
+export { createModel, listModels } from './create-model.js';
+export { FedModel } from './fed-model.js';
+export { registerBuiltinModels } from './models/builtin.js';
+export type { ModelFactory, RegisterModelOptions } from './registry.js';
+export { registerModel } from './registry.js';
+export type {
+  DataSource,
+  EvalResult,
+  Logger,
+  ModelContext,
+  ModelSpec,
+  TensorSpec,
+  TrainOptions,
+  TrainResult,
+} from './types.js';
+export { registerPatchedWasmKernels } from './wasm/index.js';

@@ -1,0 +1,59 @@
+import { validateArgs, type ArgsSchema } from './args-schema.js';
+import { FedModel } from './fed-model.js';
+import { registerBuiltinModels } from './models/builtin.js';
+import { checkShape, getModelEntry, registeredModelTypes } from './registry.js';
+import type { ModelContext, ModelSpec } from './types.js';
+
+/** Keys every model type accepts in `args`, whatever its own schema says. */
+const COMMON_ARGS: Record<string, ArgsSchema> = {
+  num_classes: { type: 'integer', minimum: 1 },
+  input_shape: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 1 } },
+  seed: { type: 'integer' },
+};
+
+/** Registered model types, sorted (the built-ins are registered on first use). */
+export function listModels(): string[] {
+  registerBuiltinModels();
+  return registeredModelTypes();
+}
+
+/**
+ * Builds a model from the config's `model` section. The input shape comes from
+ * `args.input_shape`, else `ctx.inputShape`, else the type's default; classes from
+ * `args.num_classes`, else `ctx.numClasses`, else 10; the init seed from `args.seed`, else
+ * `ctx.seed`, else 0 (so every node starts from the same weights unless told otherwise).
+ */
+export function createModel(spec: ModelSpec, ctx: Partial<ModelContext> = {}): FedModel {
+  if (spec === null || typeof spec !== 'object' || typeof spec.type !== 'string') {
+    throw new Error(`model: expected {type: string, args?: object}, got ${JSON.stringify(spec)}`);
+  }
+  const types = listModels();
+  const entry = getModelEntry(spec.type);
+  if (entry === undefined) {
+    throw new Error(`model.type: unknown model type '${spec.type}'; registered types: ${types.join(', ')}`);
+  }
+  const args = spec.args ?? {};
+  const base = entry.argsSchema ?? { type: 'object' };
+  const schema: ArgsSchema = { ...base, properties: { ...COMMON_ARGS, ...(base.properties ?? {}) } };
+  const errors = validateArgs(args, schema, 'model.args');
+  if (errors.length > 0) {
+    throw new Error(`model '${spec.type}': invalid args:\n  - ${errors.join('\n  - ')}`);
+  }
+  const inputShape = (args.input_shape as number[] | undefined) ?? ctx.inputShape ?? entry.defaultInputShape;
+  if (inputShape === undefined) {
+    throw new Error(`model '${spec.type}': no input shape (set model.args.input_shape; the type has no default)`);
+  }
+  checkShape(inputShape, `model '${spec.type}': input shape`);
+  const numClasses = (args.num_classes as number | undefined) ?? ctx.numClasses ?? 10;
+  if (!Number.isInteger(numClasses) || numClasses < 1) {
+    throw new Error(`model '${spec.type}': numClasses must be a positive integer, got ${String(numClasses)}`);
+  }
+  const seed = (args.seed as number | undefined) ?? ctx.seed ?? 0;
+  const model = entry.factory(args, { inputShape: [...inputShape], numClasses, seed });
+  try {
+    return new FedModel(spec.type, model);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}

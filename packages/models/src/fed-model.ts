@@ -1,0 +1,327 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { checkDataSource, correctCount, crossEntropy, disposeBatch, makeBatch, yieldToEventLoop } from './batching.js';
+import { Rng } from './random.js';
+import type { DataSource, EvalResult, TensorSpec, TrainOptions, TrainResult } from './types.js';
+
+type LayerVariable = tfl.LayersModel['weights'][number];
+
+const NORMALIZATION_LAYERS = new Set(['BatchNormalization', 'LayerNormalization']);
+
+interface WeightRef {
+  spec: TensorSpec;
+  variable: LayerVariable;
+}
+
+/** Optimizer state and per-run constant tensors of one `train` call. */
+interface StepExtras {
+  weightDecay: number;
+  proximalMu: number;
+  centers: Map<string, tf.Tensor>;
+  corrections: Map<string, tf.Tensor>;
+}
+
+/**
+ * A tfjs LayersModel seen the way federated learning sees it: one flat Float32Array of weights
+ * in a fixed layout, plus a local training loop that knows FedProx, SCAFFOLD and weight decay.
+ */
+export class FedModel {
+  /** The registry type this model was built from. */
+  readonly type: string;
+  /** Every weight tensor in flat-vector order: layers in order, each layer's weights in order. */
+  readonly layout: readonly TensorSpec[];
+  /** Total number of values in the flat vector (trainable and non-trainable). */
+  readonly numParams: number;
+  /** Shape of one input sample. */
+  readonly inputShape: readonly number[];
+  /** Number of model outputs (classes). */
+  readonly numClasses: number;
+  /** The underlying tfjs model, for callers that need more than this class offers. */
+  readonly model: tfl.LayersModel;
+
+  private readonly refs: WeightRef[];
+  private disposed = false;
+
+  /** Wraps a built tfjs model; the FedModel owns it from now on (see `dispose`). */
+  constructor(type: string, model: tfl.LayersModel) {
+    this.type = type;
+    this.model = model;
+    const inShape = model.inputs[0]?.shape;
+    const outShape = model.outputs[0]?.shape;
+    if (model.inputs.length !== 1 || model.outputs.length !== 1 || inShape === undefined || outShape === undefined) {
+      throw new Error(`model '${type}': expected a model with one input and one output`);
+    }
+    if (outShape.length !== 2 || outShape[1] == null) {
+      throw new Error(`model '${type}': expected output shape [batch, classes], got [${outShape.join(', ')}]`);
+    }
+    this.inputShape = inShape.slice(1) as number[];
+    this.numClasses = outShape[1];
+
+    const refs: WeightRef[] = [];
+    const seen = new Set<string>();
+    let offset = 0;
+    for (const layer of model.layers) {
+      const isNormalization = NORMALIZATION_LAYERS.has(layer.getClassName());
+      for (const variable of layer.weights) {
+        const shape = [...variable.shape] as number[];
+        const size = shape.reduce((a, b) => a * b, 1);
+        let name = variable.originalName;
+        if (seen.has(name)) name = `${name}_${refs.length}`;
+        seen.add(name);
+        refs.push({ spec: { name, shape, offset, size, trainable: variable.trainable, isNormalization }, variable });
+        offset += size;
+      }
+    }
+    this.refs = refs;
+    this.layout = Object.freeze(refs.map((r) => Object.freeze({ ...r.spec, shape: [...r.spec.shape] })));
+    this.numParams = offset;
+  }
+
+  /** All weights (trainable and batch-norm statistics) as one flat vector in layout order. */
+  getWeights(): Float32Array {
+    this.checkAlive('getWeights');
+    const flat = new Float32Array(this.numParams);
+    for (const { spec, variable } of this.refs) {
+      flat.set(variable.read().dataSync() as Float32Array, spec.offset);
+    }
+    return flat;
+  }
+
+  /** Replaces every weight from a flat vector in layout order (bit-exact). */
+  setWeights(flat: Float32Array): void {
+    this.checkAlive('setWeights');
+    if (!(flat instanceof Float32Array)) {
+      throw new Error(`setWeights(${this.type}): expected a Float32Array, got ${Object.prototype.toString.call(flat)}`);
+    }
+    if (flat.length !== this.numParams) {
+      throw new Error(`setWeights(${this.type}): expected ${this.numParams} values (the model's layout), got ${flat.length}`);
+    }
+    for (const { spec, variable } of this.refs) {
+      const t = tf.tensor(flat.slice(spec.offset, spec.offset + spec.size), spec.shape, 'float32');
+      variable.write(t);
+      t.dispose();
+    }
+  }
+
+  /**
+   * Trains locally with a custom loop (fresh optimizer per call, as federated rounds expect).
+   * Yields to the event loop between batches; rejects with `signal.reason` when aborted.
+   */
+  async train(data: DataSource, options: TrainOptions): Promise<TrainResult> {
+    this.checkAlive('train');
+    const where = `train(${this.type})`;
+    const opts = this.checkTrainOptions(options, where);
+    checkDataSource(data, this.inputShape, this.numClasses, where);
+    const started = performance.now();
+    if (data.length === 0 || opts.epochs === 0) {
+      return { loss: 0, accuracy: 0, numSamples: data.length, steps: 0, seconds: 0, samplesPerSecond: 0 };
+    }
+    options.signal?.throwIfAborted();
+
+    const rng = new Rng(options.seed ?? Math.floor(Math.random() * 2 ** 31));
+    const trainable = this.refs.filter((r) => r.spec.trainable);
+    const varList = trainable.map((r) => r.variable.read() as tf.Variable);
+    const dropouts = this.model.layers.filter((l) => l.getClassName() === 'Dropout') as unknown as Array<{ seed?: number }>;
+    const extras = this.makeExtras(trainable, options, opts);
+    const optimizer = makeOptimizer(opts);
+    const indices = new Uint32Array(data.length);
+    let steps = 0;
+    let epochLoss = 0;
+    let epochAccuracy = 0;
+    try {
+      for (let epoch = 0; epoch < opts.epochs; epoch++) {
+        for (let i = 0; i < indices.length; i++) indices[i] = i;
+        rng.shuffle(indices);
+        let lossSum = tf.scalar(0);
+        let correctSum = tf.scalar(0, 'int32');
+        try {
+          for (let start = 0; start < data.length; start += opts.batchSize) {
+            if (options.signal?.aborted) options.signal.throwIfAborted();
+            // tfjs treats a seed of 0 as "unseeded", hence the `|| 1`.
+            for (const d of dropouts) d.seed = rng.nextUint32() || 1;
+            const batch = makeBatch(data, indices, start, Math.min(start + opts.batchSize, data.length), this.numClasses);
+            try {
+              const [l, c] = this.step(batch.x, batch.yOneHot, batch.labels, varList, trainable, extras, optimizer);
+              const [newLoss, newCorrect] = tf.tidy(() => [tf.add(lossSum, tf.mul(l, batch.size)), tf.add(correctSum, c)] as tf.Scalar[]);
+              tf.dispose([l, c, lossSum, correctSum]);
+              lossSum = newLoss;
+              correctSum = newCorrect;
+            } finally {
+              disposeBatch(batch);
+            }
+            steps++;
+            await yieldToEventLoop();
+          }
+          epochLoss = (await lossSum.data())[0] / data.length;
+          epochAccuracy = (await correctSum.data())[0] / data.length;
+        } finally {
+          tf.dispose([lossSum, correctSum]);
+        }
+        options.onEpochEnd?.(epoch, { loss: epochLoss, accuracy: epochAccuracy });
+      }
+    } finally {
+      disposeOptimizer(optimizer);
+      tf.dispose([...extras.centers.values(), ...extras.corrections.values()]);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      loss: epochLoss,
+      accuracy: epochAccuracy,
+      numSamples: data.length,
+      steps,
+      seconds,
+      samplesPerSecond: seconds > 0 ? (data.length * opts.epochs) / seconds : 0,
+    };
+  }
+
+  /** Mean cross-entropy and accuracy in inference mode (batch norm uses its moving statistics). */
+  async evaluate(data: DataSource, options: { batchSize?: number } = {}): Promise<EvalResult> {
+    this.checkAlive('evaluate');
+    const where = `evaluate(${this.type})`;
+    const batchSize = options.batchSize ?? 256;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`${where}: batchSize must be a positive integer, got ${batchSize}`);
+    checkDataSource(data, this.inputShape, this.numClasses, where);
+    if (data.length === 0) return { loss: 0, accuracy: 0, numSamples: 0 };
+    let lossSum = 0;
+    let correct = 0;
+    for (let start = 0; start < data.length; start += batchSize) {
+      const batch = makeBatch(data, null, start, Math.min(start + batchSize, data.length), this.numClasses);
+      try {
+        const [l, c] = tf.tidy(() => {
+          const logits = this.model.apply(batch.x, { training: false }) as tf.Tensor;
+          return [tf.mul(crossEntropy(logits, batch.yOneHot), batch.size), correctCount(logits, batch.labels)];
+        });
+        lossSum += (await l.data())[0];
+        correct += (await c.data())[0];
+        tf.dispose([l, c]);
+      } finally {
+        disposeBatch(batch);
+      }
+      await yieldToEventLoop();
+    }
+    return { loss: lossSum / data.length, accuracy: correct / data.length, numSamples: data.length };
+  }
+
+  /**
+   * Class probabilities for `count` samples (`features` holds `count * prod(inputShape)` values),
+   * row after row, in inference mode.
+   */
+  async predict(features: Float32Array, count: number): Promise<Float32Array> {
+    this.checkAlive('predict');
+    const sampleSize = this.inputShape.reduce((a, b) => a * b, 1);
+    if (!Number.isInteger(count) || count < 0 || features.length !== count * sampleSize) {
+      throw new Error(`predict(${this.type}): expected ${count} x ${sampleSize} = ${count * sampleSize} values, got ${features.length}`);
+    }
+    const probs = tf.tidy(() => {
+      const x = tf.tensor(features.slice(), [count, ...this.inputShape], 'float32');
+      return tf.softmax(this.model.apply(x, { training: false }) as tf.Tensor);
+    });
+    const out = (await probs.data()) as Float32Array;
+    probs.dispose();
+    return out;
+  }
+
+  /** Frees the model's tensors. The instance is unusable afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.model.dispose();
+  }
+
+  /** One optimizer step; returns the batch's mean loss and its correct count (caller disposes). */
+  private step(
+    x: tf.Tensor,
+    yOneHot: tf.Tensor,
+    labels: tf.Tensor1D,
+    varList: tf.Variable[],
+    trainable: WeightRef[],
+    extras: StepExtras,
+    optimizer: tf.Optimizer,
+  ): [tf.Scalar, tf.Scalar] {
+    let correct: tf.Scalar | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = this.model.apply(x, { training: true }) as tf.Tensor;
+      correct = tf.keep(correctCount(logits, labels));
+      return crossEntropy(logits, yOneHot);
+    }, varList);
+    const adjusted = tf.tidy(() => {
+      const out: tf.NamedTensorMap = {};
+      varList.forEach((v, i) => {
+        const key = v.name;
+        let g = grads[key];
+        if (g === undefined) return;
+        const name = trainable[i].spec.name;
+        if (extras.weightDecay > 0) g = tf.add(g, tf.mul(v, extras.weightDecay));
+        const center = extras.centers.get(name);
+        if (center !== undefined) g = tf.add(g, tf.mul(tf.sub(v, center), extras.proximalMu));
+        const correction = extras.corrections.get(name);
+        if (correction !== undefined) g = tf.add(g, correction);
+        out[key] = g;
+      });
+      return out;
+    });
+    optimizer.applyGradients(adjusted);
+    const all = new Set([...Object.values(grads), ...Object.values(adjusted)]);
+    tf.dispose([...all]);
+    return [value, correct as tf.Scalar];
+  }
+
+  private makeExtras(trainable: WeightRef[], options: TrainOptions, opts: { weightDecay: number; proximalMu: number }): StepExtras {
+    const centers = new Map<string, tf.Tensor>();
+    const corrections = new Map<string, tf.Tensor>();
+    for (const { spec } of trainable) {
+      if (opts.proximalMu > 0 && options.proximalCenter !== undefined) {
+        centers.set(spec.name, tf.tensor(options.proximalCenter.slice(spec.offset, spec.offset + spec.size), spec.shape, 'float32'));
+      }
+      if (options.gradientCorrection !== undefined) {
+        corrections.set(spec.name, tf.tensor(options.gradientCorrection.slice(spec.offset, spec.offset + spec.size), spec.shape, 'float32'));
+      }
+    }
+    return { weightDecay: opts.weightDecay, proximalMu: opts.proximalMu, centers, corrections };
+  }
+
+  private checkTrainOptions(o: TrainOptions, where: string): Required<Pick<TrainOptions, 'epochs' | 'batchSize' | 'lr' | 'optimizer' | 'momentum' | 'weightDecay' | 'proximalMu'>> {
+    if (o === null || typeof o !== 'object') throw new Error(`${where}: options must be an object`);
+    const nonNeg = (v: unknown, key: string, fallback: number): number => {
+      if (v === undefined) return fallback;
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${where}: options.${key} must be a finite number >= 0, got ${String(v)}`);
+      return v;
+    };
+    if (!Number.isInteger(o.epochs) || o.epochs < 0) throw new Error(`${where}: options.epochs must be an integer >= 0, got ${String(o.epochs)}`);
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`${where}: options.batchSize must be an integer >= 1, got ${String(o.batchSize)}`);
+    if (typeof o.lr !== 'number' || !Number.isFinite(o.lr) || o.lr <= 0) throw new Error(`${where}: options.lr must be a number > 0, got ${String(o.lr)}`);
+    if (o.optimizer !== 'sgd' && o.optimizer !== 'adam') throw new Error(`${where}: options.optimizer must be 'sgd' or 'adam', got ${JSON.stringify(o.optimizer)}`);
+    const momentum = nonNeg(o.momentum, 'momentum', 0);
+    if (momentum >= 1) throw new Error(`${where}: options.momentum must be < 1, got ${momentum}`);
+    const proximalMu = nonNeg(o.proximalMu, 'proximalMu', 0);
+    if (proximalMu > 0 && o.proximalCenter === undefined) throw new Error(`${where}: options.proximalMu > 0 needs options.proximalCenter (the global weights)`);
+    for (const key of ['proximalCenter', 'gradientCorrection'] as const) {
+      const v = o[key];
+      if (v === undefined) continue;
+      if (!(v instanceof Float32Array) || v.length !== this.numParams) {
+        throw new Error(`${where}: options.${key} must be a Float32Array of ${this.numParams} values (the full layout), got ${v instanceof Float32Array ? v.length + ' values' : typeof v}`);
+      }
+    }
+    if (o.seed !== undefined && !Number.isFinite(o.seed)) throw new Error(`${where}: options.seed must be a finite number, got ${String(o.seed)}`);
+    return { epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, optimizer: o.optimizer, momentum, weightDecay: nonNeg(o.weightDecay, 'weightDecay', 0), proximalMu };
+  }
+
+  private checkAlive(what: string): void {
+    if (this.disposed) throw new Error(`${what}(${this.type}): the model has been disposed`);
+  }
+}
+
+function makeOptimizer(o: { optimizer: 'sgd' | 'adam'; lr: number; momentum: number }): tf.Optimizer {
+  if (o.optimizer === 'adam') return tf.train.adam(o.lr, 0.9, 0.999, 1e-8);
+  return o.momentum > 0 ? tf.train.momentum(o.lr, o.momentum) : tf.train.sgd(o.lr);
+}
+
+/**
+ * tfjs 4.22's MomentumOptimizer.dispose forgets the learning-rate scalar its SGD base keeps,
+ * leaking one tensor per optimizer; free it here.
+ */
+function disposeOptimizer(optimizer: tf.Optimizer): void {
+  const c = (optimizer as unknown as { c?: tf.Tensor }).c;
+  optimizer.dispose();
+  if (c !== undefined && !c.isDisposed) c.dispose();
+}

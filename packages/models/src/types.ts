@@ -1,0 +1,116 @@
+/**
+ * Shared domain types of @oiafed/models. They are structural on purpose: `TensorSpec` has the
+ * same shape as @oiafed/aggregators' and `DataSource` is satisfied by @oiafed/datasets'
+ * ArrayDataset, so no package imports another for these.
+ */
+
+/** One tensor of a model's flat weight vector. */
+export interface TensorSpec {
+  /** Stable weight name, e.g. `conv1/kernel` or `bn1/moving_mean`. */
+  name: string;
+  shape: number[];
+  /** Index of the tensor's first element in the flat vector. */
+  offset: number;
+  /** Number of elements (product of `shape`). */
+  size: number;
+  /** False for batch-norm moving statistics and frozen layers. */
+  trainable: boolean;
+  /** True for every weight of a normalization layer (FedBN keeps these local). */
+  isNormalization: boolean;
+}
+
+/** A labelled, in-memory data set in channels-last layout. */
+export interface DataSource {
+  /** `length * prod(sampleShape)` values, sample after sample. */
+  readonly features: Float32Array;
+  /** One class index per sample, in `[0, numClasses)`. */
+  readonly labels: Int32Array;
+  /** Shape of one sample, e.g. `[32, 32, 3]`. */
+  readonly sampleShape: readonly number[];
+  readonly numClasses: number;
+  /** Number of samples. */
+  readonly length: number;
+}
+
+/** The `model` section of a node config. */
+export interface ModelSpec {
+  type: string;
+  args?: Record<string, unknown>;
+}
+
+/** What a model factory needs besides its args; resolved by `createModel`. */
+export interface ModelContext {
+  /** Shape of one input sample (no batch dimension). */
+  inputShape: number[];
+  numClasses: number;
+  /**
+   * Seed for weight initialisation. Factories derive per-layer initializer seeds from it so two
+   * nodes with the same seed start from bit-identical weights. Optional for callers of
+   * `createModel`; always set when a factory is called.
+   */
+  seed?: number;
+}
+
+/** Minimal logger accepted by this package (winston-compatible). */
+export interface Logger {
+  debug(msg: string, meta?: object): void;
+  info(msg: string, meta?: object): void;
+  warn(msg: string, meta?: object): void;
+  error(msg: string, meta?: object): void;
+}
+
+/** Logger that drops everything; the default. */
+export const noopLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+/** Options of one local training run (`FedModel.train`). */
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  optimizer: 'sgd' | 'adam';
+  /** SGD momentum (PyTorch semantics); ignored by adam. */
+  momentum?: number;
+  /** PyTorch-style L2: `grad += weightDecay * w` on trainable tensors. */
+  weightDecay?: number;
+  /** Seeds the shuffle order and dropout masks; random when absent. */
+  seed?: number;
+  /** FedProx: adds `mu/2 * ||w - proximalCenter||^2` over trainable tensors to the loss. */
+  proximalMu?: number;
+  /** Flat weights (full layout) the proximal term pulls towards, usually the global model. */
+  proximalCenter?: Float32Array;
+  /**
+   * SCAFFOLD: added to each trainable tensor's gradient every step. Flat over the FULL layout;
+   * entries of non-trainable tensors are ignored.
+   */
+  gradientCorrection?: Float32Array;
+  onEpochEnd?: (epoch: number, logs: { loss: number; accuracy: number }) => void;
+  /** Checked between batches; an aborted signal makes `train` reject with its reason. */
+  signal?: AbortSignal;
+}
+
+/** Outcome of `FedModel.train`. Loss and accuracy are those of the last epoch. */
+export interface TrainResult {
+  /** Mean cross-entropy of the last epoch (without proximal or decay terms). */
+  loss: number;
+  /** Training accuracy of the last epoch (forward pass in training mode). */
+  accuracy: number;
+  /** Size of the local data set (the weight FedAvg uses). */
+  numSamples: number;
+  /** Optimizer steps taken. */
+  steps: number;
+  seconds: number;
+  /** Samples processed per second over all epochs. */
+  samplesPerSecond: number;
+}
+
+/** Outcome of `FedModel.evaluate`. */
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  numSamples: number;
+}
