@@ -1,1 +1,3 @@
-export {};
+export { HELP, UsageError, runCommand } from './commands.js';
+export type { CommandIo } from './commands.js';
+export { main } from './main.js';

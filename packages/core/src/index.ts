@@ -1,1 +1,45 @@
-export {};
+export { Trainer, formatRoundLine, formatSummary } from './trainer.js';
+export type { TrainerOptions, TrainerSettings, TrainingSummary } from './trainer.js';
+export { Learner } from './learner.js';
+export type { LearnerOptions, LearnerSettings } from './learner.js';
+export {
+  createCallback,
+  earlyStopping,
+  modelCheckpoint,
+  registerBuiltinCallbacks,
+  registerCallback,
+  writeModelFiles,
+} from './callbacks.js';
+export type { CallbackFactory, RoundControl, RoundRecord, TrainerCallback } from './callbacks.js';
+export { listComponents, lookupComponent, registerComponent } from './registry.js';
+export type { ComponentKind } from './registry.js';
+export {
+  buildAggregator,
+  buildModel,
+  buildTransport,
+  createNodeLogger,
+  loadNodeData,
+  loadPlugins,
+  registerAllBuiltins,
+  selectComputeBackend,
+} from './build.js';
+export type { NodeData, TransportBuildOptions } from './build.js';
+export { DEFAULT_NUM_PARTITIONS, deriveLearnerConfig, learnerId, withPartitionCount } from './derive.js';
+export { defaultRunDir, runLearnerNode, runNode, runSerial, runTrainerNode } from './runner.js';
+export type { LearnerRunResult, RunOptions, SerialOptions } from './runner.js';
+export { LearnerMethods, RegistrationKeys, DEFAULT_LEARNER_CAPABILITIES } from './protocol.js';
+export type {
+  EvaluateRequestBody,
+  EvaluateResponseBody,
+  InfoResponseBody,
+  RoundTrainConfig,
+  ShutdownBody,
+  TrainRequestBody,
+  TrainResponseBody,
+} from './protocol.js';
+export { PayloadMismatchError, extrasToTensors, tensorsToExtras, tensorsToWeights, weightsToTensors } from './serde.js';
+export { Mutex } from './mutex.js';
+export { silentLogger } from './logger.js';
+export type { Logger } from './logger.js';
+export { freeLoopbackPort, launchLocal } from './launch.js';
+export type { LaunchOptions, LaunchResult } from './launch.js';

@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '@oiafed/config';
+import { UsageError, runCommand } from './commands.js';
+
+/**
+ * Process wrapper shared by the three executables: signals become an AbortSignal (a second
+ * Ctrl-C exits at once), config and usage errors exit 2 without a stack trace.
+ */
+export async function main(argv: string[], options: { expectRole?: 'trainer' | 'learner' } = {}): Promise<void> {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) process.exit(130);
+    process.stderr.write(`\n${signal} received: finishing the current step, then stopping (again to force)\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const code = await runCommand(argv, {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+      signal: controller.signal,
+      selfCommand: selfCommand(),
+    }, options);
+    process.exitCode = code;
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const message = process.env.OIAFED_DEBUG ? (error as Error).stack : (error as Error).message;
+    process.stderr.write(`error: ${message ?? String(error)}\n`);
+    process.exitCode = 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** How to start this CLI again in a child process (same node flags, e.g. tsx's loader in development). */
+function selfCommand(): string[] {
+  const script = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './main.ts' : './main.js', import.meta.url));
+  return [process.execPath, ...process.execArgv, script];
+}
+
+const invokedDirectly = process.argv[1] && fileURLToPath(import.meta.url) === (await realpath(process.argv[1]));
+if (invokedDirectly) await main(process.argv.slice(2));
+
+async function realpath(path: string): Promise<string> {
+  const { realpathSync } = await import('node:fs');
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The client side of a federation: trains the received global model on this node's private
+ * partition and returns the update. The default learner obeys every instruction in
+ * LearnerInstructions (FedProx's proximal term, SCAFFOLD's corrected gradient, FedBN's local
+ * normalisation, FedNova's step counts), so choosing an aggregator in the trainer's config is
+ * enough: nobody pairs learner types with algorithms by hand.
+ */
+import { scaffoldControlUpdate, type TensorSpec } from '@oiafed/aggregators';
+import type { ArrayDataset } from '@oiafed/datasets';
+import type { FedModel, TrainOptions } from '@oiafed/models';
+import type { CallContext, Payload, Transport } from '@oiafed/transport';
+import { errorMessage, silentLogger, type Logger } from './logger.js';
+import { Mutex } from './mutex.js';
+import {
+  LearnerMethods,
+  type EvaluateRequestBody,
+  type EvaluateResponseBody,
+  type InfoResponseBody,
+  type ModelSpecBody,
+  type ShutdownBody,
+  type TrainRequestBody,
+  type TrainResponseBody,
+} from './protocol.js';
+import { PayloadMismatchError, extrasToTensors, tensorsToExtras, tensorsToWeights, weightsToTensors } from './serde.js';
+
+export interface LearnerSettings {
+  batchSize: number;
+  lr: number;
+  optimizer: 'sgd' | 'adam';
+  momentum: number;
+  weightDecay: number;
+  /** Overrides the trainer's local_epochs when set. */
+  localEpochs?: number;
+  evalBatchSize?: number;
+}
+
+export interface LearnerOptions {
+  nodeId: string;
+  transport: Transport;
+  /** The local model; when absent it is built from the trainer's model spec on the first request. */
+  model?: FedModel;
+  createModel?: (spec: ModelSpecBody) => FedModel;
+  trainData: ArrayDataset;
+  testData?: ArrayDataset;
+  settings: LearnerSettings;
+  seed: number;
+  learnerType?: string;
+  backend?: string;
+  logger?: Logger;
+  /** Shared between virtual learners that share one model (serial mode). */
+  modelLock?: Mutex;
+  onTrainEnd?: (info: { round: number; seconds: number; samplesPerSecond: number }) => void;
+}
+
+/** Per-learner state that outlives a round: SCAFFOLD's control variate, FedBN's local statistics. */
+interface LocalState {
+  control?: Float32Array;
+  localNormalization?: Float32Array;
+}
+
+export class Learner {
+  private readonly logger: Logger;
+  private readonly lock: Mutex;
+  private readonly state: LocalState = {};
+  private readonly finished: Promise<ShutdownBody>;
+  private resolveFinished!: (body: ShutdownBody) => void;
+  private roundsTrained = 0;
+  private model: FedModel | undefined;
+
+  constructor(private readonly options: LearnerOptions) {
+    this.logger = options.logger ?? silentLogger;
+    this.lock = options.modelLock ?? new Mutex();
+    this.model = options.model;
+    this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+    const { transport } = options;
+    transport.handle(LearnerMethods.train, (payload, ctx) => this.onTrain(payload, ctx));
+    transport.handle(LearnerMethods.evaluate, (payload) => this.onEvaluate(payload));
+    transport.handle(LearnerMethods.info, () => ({ body: this.info() }));
+    transport.handle(LearnerMethods.shutdown, (payload) => {
+      const body = (payload.body ?? { reason: 'trainer finished' }) as ShutdownBody;
+      this.logger.info(`trainer asked this learner to stop: ${body.reason}`);
+      this.resolveFinished(body);
+      return {};
+    });
+  }
+
+  get numSamples(): number {
+    return this.options.trainData.length;
+  }
+
+  get rounds(): number {
+    return this.roundsTrained;
+  }
+
+  info(): InfoResponseBody {
+    return {
+      node_id: this.options.nodeId,
+      learner_type: this.options.learnerType ?? 'default',
+      num_samples: this.numSamples,
+      backend: this.options.backend ?? 'unknown',
+      capabilities: ['proximal_mu', 'scaffold', 'keep_local', 'report_steps'],
+    };
+  }
+
+  /** Resolves when the trainer says the federation is over (or `stop` is called). */
+  whenFinished(): Promise<ShutdownBody> {
+    return this.finished;
+  }
+
+  stop(reason: string): void {
+    this.resolveFinished({ reason });
+  }
+
+  /** The model in use, if one was built yet. */
+  currentModel(): FedModel | undefined {
+    return this.model;
+  }
+
+  private ensureModel(spec: ModelSpecBody | undefined): FedModel {
+    if (this.model) return this.model;
+    if (!spec || typeof spec.type !== 'string') {
+      throw new PayloadMismatchError('this learner has no model config and the request names no model');
+    }
+    if (!this.options.createModel) throw new PayloadMismatchError('this learner cannot build models');
+    this.model = this.options.createModel(spec);
+    this.logger.info(`built model ${spec.type} (${this.model.numParams} parameters) from the trainer's spec`);
+    return this.model;
+  }
+
+  private async onTrain(payload: Payload, ctx: CallContext): Promise<Payload> {
+    const request = payload.body as TrainRequestBody;
+    if (!request || typeof request.round !== 'number') {
+      throw new PayloadMismatchError('train request has no round');
+    }
+    const { settings, trainData } = this.options;
+    const model = this.ensureModel(request.model);
+    const global = tensorsToWeights(payload.tensors, model.layout);
+    const extras = tensorsToExtras(payload.tensors, global.length);
+    const instructions = request.instructions ?? {};
+    return this.lock.runExclusive(async () => {
+      const start = instructions.keep_local === 'normalization'
+        ? overlay(global, this.state.localNormalization, model.layout)
+        : global;
+      model.setWeights(start);
+
+      const trainOptions: TrainOptions = {
+        epochs: settings.localEpochs ?? request.config?.local_epochs ?? 1,
+        batchSize: settings.batchSize,
+        lr: settings.lr,
+        optimizer: settings.optimizer,
+        momentum: settings.momentum,
+        weightDecay: settings.weightDecay,
+        seed: this.options.seed * 7919 + request.round,
+        signal: ctx.signal,
+      };
+      const proximalMu = instructions.proximal_mu;
+      if (proximalMu !== undefined && proximalMu > 0) {
+        trainOptions.proximalMu = proximalMu;
+        trainOptions.proximalCenter = global;
+      }
+      let serverControl: Float32Array | undefined;
+      if (instructions.scaffold) {
+        serverControl = extras.server_control;
+        if (!serverControl) throw new PayloadMismatchError('scaffold round without a server_control tensor');
+        const clientControl = (this.state.control ??= new Float32Array(global.length));
+        const correction = new Float32Array(global.length);
+        for (let i = 0; i < correction.length; i++) correction[i] = serverControl[i]! - clientControl[i]!;
+        trainOptions.gradientCorrection = correction;
+      }
+
+      const result = await model.train(trainData, trainOptions);
+      const local = model.getWeights();
+      const updateExtras: Record<string, Float32Array> = {};
+      if (serverControl) {
+        const { newClientControl, delta } = scaffoldControlUpdate({
+          clientControl: this.state.control!,
+          serverControl,
+          global,
+          local,
+          steps: result.steps,
+          lr: settings.lr,
+        });
+        this.state.control = newClientControl;
+        updateExtras.control_delta = delta;
+      }
+      if (instructions.keep_local === 'normalization') {
+        this.state.localNormalization = local.slice();
+      }
+      this.roundsTrained += 1;
+      this.options.onTrainEnd?.({ round: request.round, seconds: result.seconds, samplesPerSecond: result.samplesPerSecond });
+      this.logger.info(
+        `round ${request.round}: trained ${result.numSamples} samples x ${trainOptions.epochs} epochs in ${result.seconds.toFixed(2)}s ` +
+          `(${result.samplesPerSecond.toFixed(0)} samples/s), loss ${result.loss.toFixed(4)}, accuracy ${(result.accuracy * 100).toFixed(1)}%`,
+      );
+      const body: TrainResponseBody = {
+        round: request.round,
+        num_samples: trainData.length,
+        local_steps: result.steps,
+        metrics: {
+          loss: result.loss,
+          accuracy: result.accuracy,
+          seconds: result.seconds,
+          samples_per_second: result.samplesPerSecond,
+        },
+        meta: { momentum: settings.optimizer === 'sgd' ? settings.momentum : 0, lr: settings.lr },
+      };
+      return { body, tensors: [...weightsToTensors(local, model.layout), ...extrasToTensors(updateExtras)] };
+    });
+  }
+
+  private async onEvaluate(payload: Payload): Promise<Payload> {
+    const request = payload.body as EvaluateRequestBody;
+    const { testData, trainData } = this.options;
+    const model = this.ensureModel(request?.model);
+    const data = testData && testData.length > 0 ? testData : trainData;
+    const global = tensorsToWeights(payload.tensors, model.layout);
+    return this.lock.runExclusive(async () => {
+      model.setWeights(
+        this.state.localNormalization ? overlay(global, this.state.localNormalization, model.layout) : global,
+      );
+      try {
+        const result = await model.evaluate(data, { batchSize: this.options.settings.evalBatchSize ?? 256 });
+        const body: EvaluateResponseBody = {
+          round: request?.round ?? 0,
+          num_samples: result.numSamples,
+          loss: result.loss,
+          accuracy: result.accuracy,
+        };
+        return { body };
+      } catch (error) {
+        this.logger.error(`evaluation failed: ${errorMessage(error)}`);
+        throw error;
+      }
+    });
+  }
+}
+
+/** FedBN: the global weights with this learner's own normalisation tensors put back. */
+function overlay(global: Float32Array, local: Float32Array | undefined, layout: readonly TensorSpec[]): Float32Array {
+  if (!local) return global;
+  const merged = global.slice();
+  for (const spec of layout) {
+    if (spec.isNormalization) merged.set(local.subarray(spec.offset, spec.offset + spec.size), spec.offset);
+  }
+  return merged;
+}

@@ -1,0 +1,82 @@
+/**
+ * The trainer <-> learner conversation, independent of the transport that carries it.
+ * Bodies are small JSON objects; weights and other model-sized vectors travel as tensors
+ * (see serde.ts), never inside a body.
+ */
+import type { LearnerInstructions } from '@oiafed/aggregators';
+
+/** Method names a learner serves (the trainer calls them). */
+export const LearnerMethods = {
+  train: 'oiafed.learner.train',
+  evaluate: 'oiafed.learner.evaluate',
+  info: 'oiafed.learner.info',
+  shutdown: 'oiafed.learner.shutdown',
+} as const;
+
+/** Metadata keys a learner announces when it registers with the trainer. */
+export const RegistrationKeys = {
+  learnerType: 'oiafed.learner_type',
+  capabilities: 'oiafed.capabilities',
+  numSamples: 'oiafed.num_samples',
+  backend: 'oiafed.backend',
+} as const;
+
+/** Instructions the default learner knows how to obey; a custom learner announces its own list. */
+export const DEFAULT_LEARNER_CAPABILITIES: readonly (keyof LearnerInstructions)[] = [
+  'proximal_mu',
+  'scaffold',
+  'keep_local',
+  'report_steps',
+];
+
+/** Local training settings the trainer sends each round (they override the learner's own config). */
+export interface RoundTrainConfig {
+  local_epochs: number;
+  batch_size?: number;
+  lr?: number;
+}
+
+/** The global model's registry entry; a learner whose config has no `model` builds it from this. */
+export interface ModelSpecBody {
+  type: string;
+  args: Record<string, unknown>;
+}
+
+export interface TrainRequestBody {
+  round: number;
+  model: ModelSpecBody;
+  config: RoundTrainConfig;
+  instructions: LearnerInstructions;
+}
+
+export interface TrainResponseBody {
+  round: number;
+  num_samples: number;
+  local_steps: number;
+  metrics: { loss: number; accuracy: number; seconds: number; samples_per_second: number };
+  meta: Record<string, number | string | boolean>;
+}
+
+export interface EvaluateRequestBody {
+  round: number;
+  model: ModelSpecBody;
+}
+
+export interface EvaluateResponseBody {
+  round: number;
+  num_samples: number;
+  loss: number;
+  accuracy: number;
+}
+
+export interface InfoResponseBody {
+  node_id: string;
+  learner_type: string;
+  num_samples: number;
+  backend: string;
+  capabilities: string[];
+}
+
+export interface ShutdownBody {
+  reason: string;
+}

@@ -1,0 +1,344 @@
+/**
+ * Runs nodes from their configs: one trainer or learner per process (parallel and distributed
+ * modes), or a whole federation in one process over the memory transport (serial mode).
+ */
+import { join } from 'node:path';
+import type { NodeConfig } from '@oiafed/config';
+import type { FedModel } from '@oiafed/models';
+import {
+  RunHistory,
+  createNodeMetrics,
+  startObservability,
+  type Logger as TrackerLogger,
+  type NodeMetrics,
+  type ObservabilityServer,
+} from '@oiafed/tracker';
+import { MemoryHub, type Transport } from '@oiafed/transport';
+import { createCallback } from './callbacks.js';
+import {
+  buildAggregator,
+  buildModel,
+  buildTransport,
+  createNodeLogger,
+  loadNodeData,
+  loadPlugins,
+  registerAllBuiltins,
+  selectComputeBackend,
+  type NodeData,
+} from './build.js';
+import { deriveLearnerConfig, withPartitionCount } from './derive.js';
+import { Learner } from './learner.js';
+import { errorMessage } from './logger.js';
+import { Mutex } from './mutex.js';
+import { DEFAULT_LEARNER_CAPABILITIES, RegistrationKeys } from './protocol.js';
+import { Trainer, type TrainingSummary } from './trainer.js';
+
+export interface RunOptions {
+  logger?: TrackerLogger;
+  /** Round lines and the final summary; the apps print them on stdout. */
+  report?: (line: string) => void;
+  signal?: AbortSignal;
+  /** Set in serial mode: all nodes share this in-process hub. */
+  hub?: MemoryHub;
+  /** Called once the node's transport is up (the trainer's port is known then). */
+  onListening?: (info: { port?: number }) => void;
+}
+
+export interface LearnerRunResult {
+  nodeId: string;
+  rounds: number;
+  reason: string;
+}
+
+export function defaultRunDir(config: NodeConfig): string {
+  return config.tracker.run_dir ?? join('runs', config.exp_name);
+}
+
+async function startNodeObservability(
+  config: NodeConfig,
+  metrics: NodeMetrics,
+  status: () => { live: boolean; ready: boolean; detail?: Record<string, unknown> },
+  logger: TrackerLogger,
+): Promise<ObservabilityServer | undefined> {
+  if (!config.metrics.enabled && !config.health.enabled) return undefined;
+  const server = await startObservability({ metrics: config.metrics, health: config.health, nodeMetrics: metrics, status, logger });
+  if (server.metricsPort !== undefined) logger.info(`metrics on :${server.metricsPort}/metrics`);
+  if (server.healthPort !== undefined) logger.info(`health on :${server.healthPort}/health and /ready`);
+  return server;
+}
+
+function trackPeers(transport: Transport, metrics: NodeMetrics, logger: TrackerLogger): void {
+  const update = () => {
+    const learners = transport.peers().filter((p) => p.role === 'learner').length;
+    metrics.learnersRegistered.set(learners);
+    metrics.learnersAlive.set(learners);
+  };
+  transport.on('peer-joined', (peer) => {
+    logger.info(`learner ${peer.nodeId} registered`, { peer: peer.nodeId, backend: peer.metadata[RegistrationKeys.backend] });
+    update();
+  });
+  transport.on('peer-left', (peer) => {
+    logger.warn(`learner ${peer.nodeId} left`, { peer: peer.nodeId });
+    update();
+  });
+}
+
+/** Runs a trainer until max_rounds, an early stop or the signal; returns the training summary. */
+export async function runTrainerNode(config: NodeConfig, options: RunOptions = {}): Promise<TrainingSummary> {
+  registerAllBuiltins();
+  const logger = options.logger ?? createNodeLogger(config);
+  await loadPlugins(config, logger);
+  const backend = await selectComputeBackend(config, logger);
+  const data = await loadNodeData(config, logger);
+  const model = buildModel(config, data);
+  const aggregator = buildAggregator(config);
+  const metrics = createNodeMetrics({ nodeId: config.node_id, role: config.role, collectProcessMetrics: !options.hub });
+  metrics.setComputeBackend(backend.backend, backend.device);
+  const transport = buildTransport(config, { hub: options.hub, logger });
+  const runDir = defaultRunDir(config);
+  const history = new RunHistory(runDir);
+  const callbacks = config.callbacks.map((c) => createCallback(c, { runDir }));
+  let listening = false;
+  let trainer: Trainer | undefined;
+  const observability = await startNodeObservability(
+    config,
+    metrics,
+    () => ({ live: true, ready: listening, detail: { role: 'trainer', learners: trainer?.learners().length ?? 0 } }),
+    logger,
+  );
+  trackPeers(transport, metrics, logger);
+  logger.info(
+    `trainer ${config.node_id}: model ${config.model?.type} (${model.numParams} parameters), aggregator ${aggregator.type}, ` +
+      `backend ${backend.backend} on ${backend.device}, ${data.test ? `${data.test.length} test samples` : 'evaluation by learners'}`,
+  );
+  try {
+    await transport.start();
+    listening = true;
+    options.onListening?.({ port: transport.boundPort });
+    trainer = new Trainer({
+      nodeId: config.node_id,
+      transport,
+      model,
+      modelSpec: { type: config.model!.type, args: { seed: config.seed, ...config.model!.args } },
+      aggregator,
+      settings: {
+        maxRounds: config.trainer.args.max_rounds,
+        localEpochs: config.trainer.args.local_epochs,
+        clientFraction: config.trainer.args.client_fraction,
+        minClients: config.trainer.args.min_clients,
+        minAvailableClients: config.trainer.args.min_available_clients,
+        evalEvery: config.trainer.args.eval_every,
+        roundTimeoutS: config.trainer.args.round_timeout,
+        registrationTimeoutS: config.trainer.args.registration_timeout,
+      },
+      seed: config.seed,
+      testData: data.test,
+      logger,
+      metrics,
+      history,
+      callbacks,
+      report: options.report,
+      signal: options.signal,
+    });
+    const summary = await trainer.run();
+    history.writeSummary({
+      exp_name: config.exp_name,
+      node_id: config.node_id,
+      rounds: summary.rounds.length,
+      final_accuracy: summary.finalAccuracy,
+      final_loss: summary.finalLoss,
+      stopped_by: summary.stoppedBy,
+      stop_reason: summary.stopReason,
+      seconds: summary.seconds,
+      backend: backend.backend,
+    });
+    return summary;
+  } finally {
+    await trainer?.shutdownLearners('training finished').catch(() => undefined);
+    await transport.stop().catch((error) => logger.warn(`transport stop: ${errorMessage(error)}`));
+    await observability?.close();
+    model.dispose();
+    await logger.flush();
+  }
+}
+
+interface LearnerBuild {
+  learner: Learner;
+  transport: Transport;
+  /** Undefined until built: a learner without a model section builds it from the trainer's spec. */
+  model: () => FedModel | undefined;
+  ownsModel: boolean;
+}
+
+async function buildLearner(
+  config: NodeConfig,
+  logger: TrackerLogger,
+  backendName: string,
+  options: { hub?: MemoryHub; sharedModel?: FedModel; modelLock?: Mutex; data?: NodeData },
+): Promise<LearnerBuild> {
+  const data = options.data ?? (await loadNodeData(config, logger));
+  if (!data.train || data.train.length === 0) {
+    throw new Error(`${config.node_id}: no training data (datasets[] needs a train split for a learner)`);
+  }
+  const model = options.sharedModel ?? (config.model ? buildModel(config, data) : undefined);
+  const createModelFromSpec = (spec: { type: string; args: Record<string, unknown> }) =>
+    buildModel({ ...config, model: { type: spec.type, args: spec.args } }, data);
+  const transport = buildTransport(config, {
+    hub: options.hub,
+    logger,
+    metadata: {
+      [RegistrationKeys.learnerType]: config.learner.type,
+      [RegistrationKeys.capabilities]: DEFAULT_LEARNER_CAPABILITIES.join(','),
+      [RegistrationKeys.numSamples]: String(data.train.length),
+      [RegistrationKeys.backend]: backendName,
+    },
+  });
+  const args = config.learner.args;
+  const learner = new Learner({
+    nodeId: config.node_id,
+    transport,
+    model,
+    createModel: createModelFromSpec,
+    trainData: data.train,
+    testData: data.test,
+    settings: {
+      batchSize: args.batch_size,
+      lr: args.lr,
+      optimizer: args.optimizer,
+      momentum: args.momentum,
+      weightDecay: args.weight_decay,
+      localEpochs: args.local_epochs,
+    },
+    seed: config.seed,
+    learnerType: config.learner.type,
+    backend: backendName,
+    logger,
+    modelLock: options.modelLock,
+  });
+  return { learner, transport, model: () => learner.currentModel(), ownsModel: !options.sharedModel };
+}
+
+/** Runs a learner until the trainer ends the federation, the trainer is lost for good, or the signal. */
+export async function runLearnerNode(config: NodeConfig, options: RunOptions = {}): Promise<LearnerRunResult> {
+  registerAllBuiltins();
+  const logger = options.logger ?? createNodeLogger(config);
+  await loadPlugins(config, logger);
+  const backend = await selectComputeBackend(config, logger);
+  const built = await buildLearner(config, logger, backend.backend, { hub: options.hub });
+  const metrics = createNodeMetrics({ nodeId: config.node_id, role: config.role, collectProcessMetrics: !options.hub });
+  metrics.setComputeBackend(backend.backend, backend.device);
+  let registered = false;
+  const observability = await startNodeObservability(
+    config,
+    metrics,
+    () => ({ live: true, ready: registered, detail: { role: 'learner', backend: backend.backend, rounds: built.learner.rounds } }),
+    logger,
+  );
+  const { learner, transport } = built;
+  // The transport redials a lost trainer by itself; the learner gives up only when the trainer
+  // stays away longer than the retry policy could ever wait (max_attempts x max_delay).
+  const giveUpMs = (config.retry.max_attempts * config.retry.max_delay + config.heartbeat.timeout) * 1000;
+  let giveUpTimer: NodeJS.Timeout | undefined;
+  const lost = new Promise<string>((resolve) => {
+    transport.on('disconnected', () => {
+      registered = false;
+      logger.warn(`lost the trainer; reconnecting (giving up after ${Math.round(giveUpMs / 1000)}s)`);
+      clearTimeout(giveUpTimer);
+      giveUpTimer = setTimeout(
+        () => resolve(`lost the trainer: not back within ${Math.round(giveUpMs / 1000)}s (retry.max_attempts x retry.max_delay)`),
+        giveUpMs,
+      );
+    });
+  });
+  transport.on('reconnected', () => {
+    registered = true;
+    clearTimeout(giveUpTimer);
+    logger.info('re-registered with the trainer');
+  });
+  const aborted = new Promise<string>((resolve) => {
+    if (options.signal?.aborted) resolve('stopped by signal');
+    options.signal?.addEventListener('abort', () => resolve('stopped by signal'), { once: true });
+  });
+  logger.info(
+    `learner ${config.node_id}: ${built.learner.numSamples} training samples, model ${config.model?.type} ` +
+      `(${built.model()?.numParams ?? 'built on first round'} parameters), backend ${backend.backend} on ${backend.device}`,
+  );
+  try {
+    await transport.start();
+    registered = true;
+    options.onListening?.({ port: transport.boundPort });
+    const reason = await Promise.race([learner.whenFinished().then((b) => b.reason), lost, aborted]);
+    logger.info(`learner ${config.node_id} finished after ${learner.rounds} rounds: ${reason}`);
+    return { nodeId: config.node_id, rounds: learner.rounds, reason };
+  } finally {
+    clearTimeout(giveUpTimer);
+    await transport.stop().catch((error) => logger.warn(`transport stop: ${errorMessage(error)}`));
+    await observability?.close();
+    if (built.ownsModel) built.model()?.dispose();
+    await logger.flush();
+  }
+}
+
+/** Runs the node its config's role names. */
+export async function runNode(
+  config: NodeConfig,
+  options: RunOptions = {},
+): Promise<{ role: 'trainer'; summary: TrainingSummary } | { role: 'learner'; result: LearnerRunResult }> {
+  if (config.role === 'trainer') return { role: 'trainer', summary: await runTrainerNode(config, options) };
+  return { role: 'learner', result: await runLearnerNode(config, options) };
+}
+
+export interface SerialOptions extends RunOptions {
+  numClients: number;
+}
+
+/**
+ * A whole federation in one process: the trainer and `numClients` virtual learners over the
+ * memory transport. Learners share one model instance and one tfjs backend (a lock keeps their
+ * training from interleaving), so memory grows with data, not with the number of learners.
+ */
+export async function runSerial(trainerConfig: NodeConfig, options: SerialOptions): Promise<TrainingSummary> {
+  if (trainerConfig.role !== 'trainer') {
+    throw new Error(`serial mode starts from a trainer config; ${trainerConfig.node_id} has role "${trainerConfig.role}"`);
+  }
+  if (!Number.isInteger(options.numClients) || options.numClients < 1) {
+    throw new Error(`--num-clients must be an integer >= 1, got ${options.numClients}`);
+  }
+  registerAllBuiltins();
+  const hub = options.hub ?? new MemoryHub();
+  const memory = { ...trainerConfig.transport, mode: 'memory' as const };
+  const trainer = { ...withPartitionCount(trainerConfig, options.numClients), transport: memory };
+  const logger = options.logger ?? createNodeLogger(trainer);
+  const backend = await selectComputeBackend({ ...trainer, role: 'learner' }, logger);
+  const learnerConfigs = Array.from({ length: options.numClients }, (_, i) => ({
+    ...deriveLearnerConfig(trainer, i, options.numClients, { host: 'memory', port: 0 }),
+    transport: memory,
+  }));
+  const modelLock = new Mutex();
+  const builds: LearnerBuild[] = [];
+  let sharedModel: FedModel | undefined;
+  for (const config of learnerConfigs) {
+    const learnerLogger = logger.child({ node: config.node_id });
+    const data = await loadNodeData(config, learnerLogger);
+    const build = await buildLearner(config, learnerLogger, backend.backend, { hub, sharedModel, modelLock, data });
+    sharedModel ??= build.model();
+    builds.push(build);
+  }
+  const started = runTrainerNode(trainer, {
+    ...options,
+    hub,
+    logger,
+    onListening: (info) => {
+      options.onListening?.(info);
+      for (const build of builds) {
+        build.transport.start().catch((error) => logger.error(`learner start failed: ${errorMessage(error)}`));
+      }
+    },
+  });
+  try {
+    return await started;
+  } finally {
+    await Promise.all(builds.map((b) => b.transport.stop().catch(() => undefined)));
+    sharedModel?.dispose();
+  }
+}
