@@ -1,0 +1,124 @@
+/**
+ * Domain types shared by every aggregation rule. Everything here is plain data on
+ * Float32Array so the trainer, the learner and third-party plugins can use it without tfjs.
+ */
+
+/** One tensor inside the flat weight vector; entries of a {@link WeightLayout} are in vector order. */
+export interface TensorSpec {
+  /** Stable tensor name (e.g. `conv2d_1/kernel`). */
+  name: string;
+  /** Tensor shape; the product equals {@link TensorSpec.size}. */
+  shape: number[];
+  /** Index of the tensor's first element in the flat vector. */
+  offset: number;
+  /** Number of elements. */
+  size: number;
+  /** Whether the optimizer updates it (false for e.g. batch-norm moving statistics). */
+  trainable: boolean;
+  /** Whether it belongs to a normalization layer (FedBN keeps these local). */
+  isNormalization: boolean;
+}
+
+/** Fixed-order description of the flat weight vector. */
+export type WeightLayout = readonly TensorSpec[];
+
+/** What one learner sends back after local training. */
+export interface ClientUpdate {
+  clientId: string;
+  /** The learner's full new weights, same layout and length as the global vector. */
+  weights: Float32Array;
+  /** Number of local training samples (FedAvg weight). */
+  numSamples: number;
+  metrics?: Record<string, number>;
+  /** SGD steps taken locally (FedNova). */
+  localSteps?: number;
+  /** Extra vectors, e.g. SCAFFOLD's `control_delta`. */
+  extras?: Record<string, Float32Array>;
+  /** Scalar hints such as `momentum` or `lr` (FedNova's a_i). */
+  meta?: Record<string, number | string | boolean>;
+}
+
+/** What the trainer knows about the round being configured or aggregated. */
+export interface RoundContext {
+  round: number;
+  /** Global weights at the start of the round (read-only for rules). */
+  global: Float32Array;
+  layout: WeightLayout;
+  /** Number of registered learners (N in SCAFFOLD). */
+  totalClients: number;
+  selectedClients: string[];
+}
+
+/** Learner-side instructions, JSON-serialisable; the default learner obeys them. */
+export interface LearnerInstructions {
+  /** FedProx: add mu/2 * ||w - w_global||^2 over trainable params to the local loss. */
+  proximal_mu?: number;
+  /** SCAFFOLD: correct each gradient by (c - c_i) and return `extras.control_delta`. */
+  scaffold?: boolean;
+  /** FedBN: the learner keeps its own normalization params when loading the global model. */
+  keep_local?: 'normalization';
+  /** FedNova: report `localSteps` (and `meta.momentum`). */
+  report_steps?: boolean;
+}
+
+/** Per-round plan sent to the selected learners. */
+export interface RoundPlan {
+  instructions: LearnerInstructions;
+  /** Extra vectors for learners, e.g. SCAFFOLD's `server_control` (c). */
+  tensors?: Record<string, Float32Array>;
+}
+
+/** New global weights plus optional scalar metrics about the aggregation. */
+export interface AggregateResult {
+  weights: Float32Array;
+  metrics?: Record<string, number>;
+}
+
+/**
+ * Streaming aggregation: updates are folded in one at a time so memory stays O(model),
+ * not O(n * model). `finish` may be called once.
+ */
+export interface Accumulator {
+  add(update: ClientUpdate): void;
+  finish(): AggregateResult;
+}
+
+/** Checkpointable server-side state of a rule. */
+export type AggregatorState = Record<string, Float32Array | number>;
+
+/** An aggregation rule. The trainer owns the round loop and calls these hooks. */
+export interface Aggregator {
+  /** The registry type it was created from (e.g. `fedavg`). */
+  readonly type: string;
+  /** Decides what learners do this round. */
+  configureRound(ctx: RoundContext): RoundPlan;
+  /** Combines all updates of a round into new global weights. */
+  aggregate(ctx: RoundContext, updates: readonly ClientUpdate[]): AggregateResult;
+  /** Present for rules that can fold updates in one at a time. */
+  createAccumulator?(ctx: RoundContext): Accumulator;
+  /** Server state for checkpoints (momentum, Adam moments, control variate, step). */
+  getState(): AggregatorState;
+  /** Restores what {@link Aggregator.getState} returned. */
+  setState(state: AggregatorState): void;
+}
+
+/** Builds an aggregator from validated config args. */
+export type AggregatorFactory = (args: Record<string, unknown>) => Aggregator;
+
+/**
+ * The JSON Schema subset validated by the registry: `type`, `properties`, `required`,
+ * `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `enum`, `additionalProperties: false`, `default`, `description`.
+ */
+export interface JsonSchemaObject {
+  type?: 'object' | 'number' | 'integer' | 'boolean' | 'string' | 'array';
+  properties?: Record<string, JsonSchemaObject>;
+  required?: string[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+  enum?: readonly (string | number | boolean)[];
+  additionalProperties?: boolean;
+  default?: unknown;
+  description?: string;
+}
