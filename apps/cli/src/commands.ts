@@ -46,6 +46,7 @@ Options:
   --mode <mode>         "process" (default: this one node) or "serial" (the trainer config plus
                         --num-clients learners in this process over the memory transport)
   --num-clients <N>     learners in serial mode
+  --resume              trainer: continue from the newest checkpoint in checkpoint.dir
   -h, --help            this help`,
   launch: `oiafed launch --config <trainer.yaml | dir> --num-clients N [options]
 
@@ -155,6 +156,7 @@ async function run(args: string[], io: CommandIo, expectRole?: 'trainer' | 'lear
     config: { type: 'string', short: 'c' },
     mode: { type: 'string' },
     'num-clients': { type: 'string', short: 'n' },
+    resume: { type: 'boolean' },
   });
   const config = loadConfig(requireConfigFlag(values.config, 'run'), { env: io.env });
   if (expectRole && config.role !== expectRole) {
@@ -165,12 +167,12 @@ async function run(args: string[], io: CommandIo, expectRole?: 'trainer' | 'lear
   if (mode === 'serial') {
     const numClients = positiveInt(values['num-clients'], '--num-clients');
     if (numClients === undefined) throw new UsageError('run --mode serial needs --num-clients N');
-    await runSerial(config, { numClients, report, signal: io.signal });
+    await runSerial(config, { numClients, report, signal: io.signal, resume: values.resume });
     return 0;
   }
   if (mode !== 'process') throw new UsageError(`--mode must be "process" or "serial", got "${mode}"`);
   if (config.role === 'trainer') {
-    await runTrainerNode(config, { report, signal: io.signal });
+    await runTrainerNode(config, { report, signal: io.signal, resume: values.resume });
     return 0;
   }
   const result = await runLearnerNode(config, { signal: io.signal });

@@ -43,3 +43,5 @@ export { silentLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { freeLoopbackPort, launchLocal } from './launch.js';
 export type { LaunchOptions, LaunchResult } from './launch.js';
+export { readLatestCheckpoint, writeCheckpoint } from './checkpoint.js';
+export type { CheckpointState } from './checkpoint.js';

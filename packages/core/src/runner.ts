@@ -15,6 +15,7 @@ import {
 } from '@oiafed/tracker';
 import { MemoryHub, type Transport } from '@oiafed/transport';
 import { createCallback } from './callbacks.js';
+import { readLatestCheckpoint, writeCheckpoint } from './checkpoint.js';
 import {
   buildAggregator,
   buildModel,
@@ -42,6 +43,8 @@ export interface RunOptions {
   hub?: MemoryHub;
   /** Called once the node's transport is up (the trainer's port is known then). */
   onListening?: (info: { port?: number }) => void;
+  /** Continue from the newest checkpoint in checkpoint.dir (same as `checkpoint.resume: true`). */
+  resume?: boolean;
 }
 
 export interface LearnerRunResult {
@@ -83,6 +86,35 @@ function trackPeers(transport: Transport, metrics: NodeMetrics, logger: TrackerL
   });
 }
 
+function resumePoint(
+  config: NodeConfig,
+  options: RunOptions,
+  model: FedModel,
+  aggregator: ReturnType<typeof buildAggregator>,
+  logger: TrackerLogger,
+) {
+  if (!options.resume && !config.checkpoint.resume) return undefined;
+  const checkpoint = readLatestCheckpoint(config.checkpoint.dir);
+  if (!checkpoint) {
+    logger.warn(`resume requested but ${config.checkpoint.dir} holds no checkpoint; starting from round 1`);
+    return undefined;
+  }
+  const layoutMatches =
+    checkpoint.layout.length === model.layout.length &&
+    checkpoint.layout.every((spec, i) => spec.name === model.layout[i]!.name && spec.size === model.layout[i]!.size);
+  if (!layoutMatches) {
+    throw new Error(`${config.checkpoint.dir}: checkpoint of round ${checkpoint.round} was written for another model than ${config.model?.type}`);
+  }
+  if (checkpoint.aggregatorType !== aggregator.type) {
+    throw new Error(
+      `${config.checkpoint.dir}: checkpoint was written by aggregator "${checkpoint.aggregatorType}", this run uses "${aggregator.type}"`,
+    );
+  }
+  aggregator.setState(checkpoint.aggregatorState);
+  logger.info(`resuming from the checkpoint of round ${checkpoint.round} in ${config.checkpoint.dir}`);
+  return checkpoint;
+}
+
 /** Runs a trainer until max_rounds, an early stop or the signal; returns the training summary. */
 export async function runTrainerNode(config: NodeConfig, options: RunOptions = {}): Promise<TrainingSummary> {
   registerAllBuiltins();
@@ -98,6 +130,25 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
   const runDir = defaultRunDir(config);
   const history = new RunHistory(runDir);
   const callbacks = config.callbacks.map((c) => createCallback(c, { runDir }));
+  const resumeFrom = resumePoint(config, options, model, aggregator, logger);
+  let lastRound = resumeFrom?.round ?? 0;
+  const saveCheckpoint = () => {
+    if (lastRound === 0 || !trainer) return;
+    const file = writeCheckpoint(
+      config.checkpoint.dir,
+      {
+        round: lastRound,
+        weights: trainer.globalWeights(),
+        layout: model.layout,
+        aggregatorType: aggregator.type,
+        aggregatorState: aggregator.getState(),
+        seed: config.seed,
+        expName: config.exp_name,
+      },
+      config.checkpoint.keep,
+    );
+    logger.info(`checkpoint of round ${lastRound} written to ${file}`);
+  };
   let listening = false;
   let trainer: Trainer | undefined;
   const observability = await startNodeObservability(
@@ -139,8 +190,17 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
       callbacks,
       report: options.report,
       signal: options.signal,
+      initialWeights: resumeFrom?.weights,
+      startRound: lastRound + 1,
+      onRoundComplete: ({ round }) => {
+        lastRound = round;
+        const every = config.trainer.args.checkpoint_every;
+        if (every > 0 && round % every === 0) saveCheckpoint();
+      },
     });
     const summary = await trainer.run();
+    // SIGTERM (Kubernetes) or Ctrl-C: keep what was learned so `--resume` continues from here.
+    if (summary.stoppedBy === 'aborted') saveCheckpoint();
     history.writeSummary({
       exp_name: config.exp_name,
       node_id: config.node_id,

@@ -116,8 +116,15 @@ export class Trainer {
         stoppedBy = 'aborted';
         break;
       }
+      // A learner may have dropped since the last round: give it the registration window to come back.
+      await this.waitForLearners(settings.minClients, { throwOnTimeout: false });
       for (const callback of callbacks) await callback.onRoundStart?.(round);
       const record = await this.runRound(round);
+      if (!record) {
+        stoppedBy = 'aborted';
+        this.logger.warn(`round ${round} abandoned: stop requested; the global model stays at round ${round - 1}`);
+        break;
+      }
       history.push(record);
       this.options.history?.append(record as unknown as Parameters<RunHistory['append']>[0]);
       this.options.report?.(formatRoundLine(record, settings.maxRounds));
@@ -163,7 +170,7 @@ export class Trainer {
     );
   }
 
-  private async waitForLearners(needed: number): Promise<void> {
+  private async waitForLearners(needed: number, options: { throwOnTimeout?: boolean } = {}): Promise<void> {
     const timeoutMs = this.options.settings.registrationTimeoutS * 1000;
     const deadline = Date.now() + timeoutMs;
     let lastLog = 0;
@@ -171,6 +178,13 @@ export class Trainer {
       if (this.options.signal?.aborted) throw new Error('aborted while waiting for learners');
       const now = Date.now();
       if (now >= deadline) {
+        if (options.throwOnTimeout === false) {
+          this.logger.warn(
+            `only ${this.learners().length} of min_clients=${needed} learners after waiting ${this.options.settings.registrationTimeoutS}s; ` +
+              'running the round with them (it aggregates only if enough updates arrive)',
+          );
+          return;
+        }
         throw new Error(
           `only ${this.learners().length} of ${needed} learners registered within ${this.options.settings.registrationTimeoutS}s ` +
             '(check that learners can reach this trainer: connect_to, ports, auth token)',
@@ -227,7 +241,8 @@ export class Trainer {
     return available.slice(0, wanted).sort();
   }
 
-  private async runRound(round: number): Promise<RoundRecord> {
+  /** One round; undefined when the signal aborted it (its partial updates are discarded). */
+  private async runRound(round: number): Promise<RoundRecord | undefined> {
     const { transport, aggregator, settings, metrics } = this.options;
     const started = performance.now();
     const statsBefore = transport.stats();
@@ -253,6 +268,7 @@ export class Trainer {
         try {
           const reply = await transport.call(learner, LearnerMethods.train, { body: request, tensors }, {
             timeoutMs: Math.max(1, deadline - Date.now()),
+            signal: this.options.signal,
           });
           const item = this.decodeUpdate(learner, round, reply.body, reply.tensors);
           if (accumulator) accumulator.add(item.update);
@@ -268,6 +284,7 @@ export class Trainer {
       }),
     );
 
+    if (this.options.signal?.aborted) return undefined;
     const aggregated = collected.length >= settings.minClients && collected.length > 0;
     if (aggregated) {
       const result = accumulator
