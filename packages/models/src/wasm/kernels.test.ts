@@ -1,0 +1,236 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initWasmBackend } from './index.js';
+
+type Attrs = Record<string, unknown>;
+interface Input {
+  shape: number[];
+  dtype?: 'float32' | 'int32';
+}
+
+/** Deterministic values in [-1, 1) (so windows with only negative values occur). */
+function values(n: number, seed: number, dtype: 'float32' | 'int32' = 'float32'): Float32Array | Int32Array {
+  let s = seed >>> 0 || 1;
+  const out = dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = dtype === 'int32' ? (s >>> 24) - 128 : s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+function runOn(backend: string, kernel: string, inputs: Record<string, Input>, attrs: Attrs, seed: number): { data: Float32Array; shape: number[] } {
+  tf.setBackend(backend);
+  return tf.tidy(() => {
+    const ins: Record<string, tf.Tensor> = {};
+    let k = 0;
+    for (const [name, spec] of Object.entries(inputs)) {
+      ins[name] = tf.tensor(values(tf.util.sizeFromShape(spec.shape), seed * 31 + k++, spec.dtype), spec.shape, spec.dtype ?? 'float32');
+    }
+    const out = tf.engine().runKernel(kernel, ins as never, attrs as never) as tf.Tensor;
+    return { data: Float32Array.from(out.dataSync() as Float32Array), shape: out.shape };
+  });
+}
+
+/** Runs a kernel on cpu and wasm with identical inputs; returns the max abs difference. */
+function compare(kernel: string, inputs: Record<string, Input>, attrs: Attrs, seed = 1): number {
+  const want = runOn('cpu', kernel, inputs, attrs, seed);
+  const got = runOn('wasm', kernel, inputs, attrs, seed);
+  expect(got.shape).toEqual(want.shape);
+  let max = 0;
+  for (let i = 0; i < want.data.length; i++) {
+    const d = Math.abs(want.data[i]! - got.data[i]!);
+    if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
+  }
+  return max;
+}
+
+function report(name: string, diffs: number[]): void {
+  const max = Math.max(...diffs);
+  // The suite log is where the numeric agreement is recorded.
+  process.stdout.write(`[patched-wasm] ${name}: ${diffs.length} cases, max |wasm - cpu| = ${max.toExponential(2)}\n`);
+}
+
+beforeAll(async () => {
+  await initWasmBackend();
+});
+
+const convCases: { b: number; h: number; w: number; ci: number; co: number; k: number; s: number; pad: 'same' | 'valid' | number }[] = [];
+for (const s of [1, 2]) {
+  for (const pad of ['same', 'valid'] as const) {
+    convCases.push({ b: 1, h: 7, w: 5, ci: 3, co: 4, k: 3, s, pad });
+    convCases.push({ b: 3, h: 8, w: 9, ci: 2, co: 5, k: 2, s, pad });
+    convCases.push({ b: 2, h: 11, w: 10, ci: 1, co: 6, k: 5, s, pad });
+  }
+}
+convCases.push({ b: 2, h: 6, w: 7, ci: 4, co: 3, k: 3, s: 1, pad: 1 });
+convCases.push({ b: 2, h: 9, w: 9, ci: 3, co: 2, k: 3, s: 2, pad: 2 });
+
+function outSize(n: number, k: number, s: number, pad: 'same' | 'valid' | number): number {
+  if (pad === 'same') return Math.ceil(n / s);
+  if (pad === 'valid') return Math.ceil((n - k + 1) / s);
+  return Math.floor((n + 2 * pad - k) / s) + 1;
+}
+
+describe('patched wasm convolution gradients', () => {
+  it('Conv2DBackpropFilter matches cpu across strides, paddings, odd sizes and batch sizes', () => {
+    const diffs = convCases.map((c, i) => {
+      const ho = outSize(c.h, c.k, c.s, c.pad);
+      const wo = outSize(c.w, c.k, c.s, c.pad);
+      return compare(
+        'Conv2DBackpropFilter',
+        { x: { shape: [c.b, c.h, c.w, c.ci] }, dy: { shape: [c.b, ho, wo, c.co] } },
+        { strides: [c.s, c.s], pad: c.pad, dataFormat: 'NHWC', filterShape: [c.k, c.k, c.ci, c.co] },
+        i + 1,
+      );
+    });
+    report('Conv2DBackpropFilter', diffs);
+    expect(Math.max(...diffs)).toBeLessThan(1e-4);
+  });
+
+  it('Conv2DBackpropInput matches cpu across strides, paddings, odd sizes and batch sizes', () => {
+    const diffs = convCases.map((c, i) => {
+      const ho = outSize(c.h, c.k, c.s, c.pad);
+      const wo = outSize(c.w, c.k, c.s, c.pad);
+      return compare(
+        'Conv2DBackpropInput',
+        { dy: { shape: [c.b, ho, wo, c.co] }, filter: { shape: [c.k, c.k, c.ci, c.co] } },
+        { strides: [c.s, c.s], pad: c.pad, dataFormat: 'NHWC', inputShape: [c.b, c.h, c.w, c.ci] },
+        i + 7,
+      );
+    });
+    report('Conv2DBackpropInput', diffs);
+    expect(Math.max(...diffs)).toBeLessThan(1e-4);
+  });
+});
+
+describe('patched wasm MaxPoolGrad', () => {
+  it('routes gradients like cpu, including windows whose maximum is negative', () => {
+    const cases: { b: number; h: number; w: number; c: number; f: number; s: number; pad: 'same' | 'valid' }[] = [
+      { b: 1, h: 6, w: 6, c: 3, f: 2, s: 2, pad: 'valid' },
+      { b: 2, h: 7, w: 5, c: 4, f: 2, s: 2, pad: 'valid' },
+      { b: 2, h: 7, w: 5, c: 4, f: 2, s: 2, pad: 'same' },
+      { b: 3, h: 9, w: 8, c: 2, f: 3, s: 2, pad: 'same' },
+      { b: 1, h: 5, w: 6, c: 5, f: 2, s: 1, pad: 'valid' },
+      { b: 2, h: 8, w: 8, c: 1, f: 3, s: 3, pad: 'valid' },
+    ];
+    const diffs = cases.map((c, i) => {
+      const ho = outSize(c.h, c.f, c.s, c.pad);
+      const wo = outSize(c.w, c.f, c.s, c.pad);
+      const attrs = { filterSize: [c.f, c.f], strides: [c.s, c.s], pad: c.pad };
+      // The forward output must be the real max pool of `input`, so compute it per backend.
+      const run = (backend: string): Float32Array => {
+        tf.setBackend(backend);
+        return tf.tidy(() => {
+          const x = tf.tensor(values(c.b * c.h * c.w * c.c, 100 + i), [c.b, c.h, c.w, c.c]);
+          const y = tf.maxPool(x as tf.Tensor4D, c.f, c.s, c.pad);
+          expect(y.shape).toEqual([c.b, ho, wo, c.c]);
+          const dy = tf.tensor(values(y.size, 200 + i), y.shape);
+          const dx = tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, attrs as never) as tf.Tensor;
+          return Float32Array.from(dx.dataSync() as Float32Array);
+        });
+      };
+      const want = run('cpu');
+      const got = run('wasm');
+      let max = 0;
+      want.forEach((v, k) => (max = Math.max(max, Math.abs(v - got[k]!))));
+      return max;
+    });
+    report('MaxPoolGrad', diffs);
+    expect(Math.max(...diffs)).toBeLessThan(1e-6);
+  });
+});
+
+describe('patched wasm Sum and Mean', () => {
+  it('match cpu over leading axes (batch-norm reductions) and fall back for other axes', () => {
+    const cases: [number[], number | number[], boolean][] = [
+      [[4, 5, 3, 6], [0, 1, 2], false],
+      [[4, 5, 3, 6], [0, 1, 2], true],
+      [[7, 3], 0, false],
+      [[2, 3, 4], [1, 0], true],
+      [[2, 3, 4], 2, false],
+      [[2, 3, 4], [0, 2], false],
+    ];
+    const diffs = cases.flatMap(([shape, axis, keepDims], i) =>
+      ['Sum', 'Mean'].map((k) => compare(k, { x: { shape } }, { axis, keepDims }, 700 + i)),
+    );
+    report('Sum/Mean', diffs);
+    expect(Math.max(...diffs)).toBeLessThan(1e-5);
+  });
+});
+
+describe('patched wasm Tile', () => {
+  it('matches cpu for batch-norm broadcasts and general shapes, float32 and int32', () => {
+    const cases: [number[], number[], ('float32' | 'int32')?][] = [
+      [[1, 1, 1, 5], [3, 4, 6, 1]],
+      [[5], [7]],
+      [[2, 3], [3, 2]],
+      [[2, 1, 3], [1, 4, 2]],
+      [[1, 3, 1, 2], [2, 1, 3, 2], 'int32'],
+    ];
+    const diffs = cases.map(([shape, reps, dtype], i) => compare('Tile', { x: { shape, dtype } }, { reps }, 300 + i));
+    report('Tile', diffs);
+    expect(Math.max(...diffs)).toBe(0);
+  });
+});
+
+describe('patched wasm matmul', () => {
+  const shapes: [number[], number[], boolean, boolean][] = [
+    [[5, 7], [7, 3], false, false],
+    [[7, 5], [7, 3], true, false],
+    [[5, 7], [3, 7], false, true],
+    [[7, 5], [3, 7], true, true],
+    [[2, 4, 6], [2, 6, 3], false, false],
+    [[2, 6, 4], [2, 3, 6], true, true],
+    [[1, 64, 33], [1, 33, 10], false, false],
+  ];
+
+  it('BatchMatMul matches cpu for every transpose combination and batched inputs', () => {
+    const diffs = shapes.map(([a, b, ta, tb], i) =>
+      compare('BatchMatMul', { a: { shape: a }, b: { shape: b } }, { transposeA: ta, transposeB: tb }, 400 + i),
+    );
+    report('BatchMatMul', diffs);
+    expect(Math.max(...diffs)).toBeLessThan(1e-5);
+  });
+
+  it('_FusedMatMul with bias and relu matches cpu for every transpose combination', () => {
+    const diffs = shapes.map(([a, b, ta, tb], i) => {
+      const n = tb ? b[b.length - 2]! : b[b.length - 1]!;
+      return compare(
+        '_FusedMatMul',
+        { a: { shape: a }, b: { shape: b }, bias: { shape: [n] } },
+        { transposeA: ta, transposeB: tb, activation: 'relu', leakyreluAlpha: 0 },
+        500 + i,
+      );
+    });
+    report('_FusedMatMul', diffs);
+    expect(Math.max(...diffs)).toBeLessThan(1e-5);
+  });
+
+  it('gives the right product when the same data is reused under another shape (stock returns NaN)', () => {
+    tf.setBackend('wasm');
+    const results = tf.tidy(() => {
+      const data = tf.tensor(values(24, 600), [4, 6]);
+      const other = tf.tensor(values(36, 601), [6, 6]);
+      const first = tf.matMul(tf.slice(other, [0, 0], [4, 6]), tf.reshape(data, [6, 4]));
+      const second = tf.matMul(tf.ones([2, 4]), tf.reshape(data, [4, 6]));
+      const third = tf.matMul(tf.ones([3, 8]), tf.reshape(data, [8, 3]));
+      return [first, second, third].map((t) => ({ shape: t.shape, v: Array.from(t.dataSync()) }));
+    });
+    tf.setBackend('cpu');
+    const expected = tf.tidy(() => {
+      const data = tf.tensor(values(24, 600), [4, 6]);
+      const other = tf.tensor(values(36, 601), [6, 6]);
+      return [
+        tf.matMul(tf.slice(other, [0, 0], [4, 6]), tf.reshape(data, [6, 4])),
+        tf.matMul(tf.ones([2, 4]), tf.reshape(data, [4, 6])),
+        tf.matMul(tf.ones([3, 8]), tf.reshape(data, [8, 3])),
+      ].map((t) => Array.from(t.dataSync()));
+    });
+    let max = 0;
+    results.forEach((r, i) => r.v.forEach((v, k) => (max = Math.max(max, Number.isNaN(v) ? Infinity : Math.abs(v - expected[i]![k]!)))));
+    report('BatchMatMul reshaped reuse', [max]);
+    expect(max).toBeLessThan(1e-5);
+  });
+});
