@@ -88,16 +88,21 @@ export function writeCheckpoint(dir: string, state: CheckpointState, keep = 3): 
   renameSync(staging, final);
   writeFileSync(join(dir, `${LATEST}.tmp`), name);
   renameSync(join(dir, `${LATEST}.tmp`), join(dir, LATEST));
-  pruneCheckpoints(dir, keep);
+  pruneCheckpoints(dir, keep, name);
   return final;
 }
 
-function pruneCheckpoints(dir: string, keep: number): void {
+/**
+ * Keeps `current` (what LATEST names) and the keep-1 newest others. A folder left by an earlier
+ * run with more rounds sorts after `current`; pruning by name alone would delete the checkpoint
+ * just written and leave LATEST dangling.
+ */
+function pruneCheckpoints(dir: string, keep: number, current: string): void {
   if (keep <= 0) return;
-  const folders = readdirSync(dir)
-    .filter((entry) => /^round-\d{6}$/.test(entry))
+  const others = readdirSync(dir)
+    .filter((entry) => /^round-\d{6}$/.test(entry) && entry !== current)
     .sort();
-  for (const old of folders.slice(0, Math.max(0, folders.length - keep))) {
+  for (const old of others.slice(0, Math.max(0, others.length - (keep - 1)))) {
     rmSync(join(dir, old), { recursive: true, force: true });
   }
 }

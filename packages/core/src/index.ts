@@ -38,6 +38,16 @@ export type {
   TrainResponseBody,
 } from './protocol.js';
 export { PayloadMismatchError, extrasToTensors, tensorsToExtras, tensorsToWeights, weightsToTensors } from './serde.js';
+export {
+  checkCompression,
+  compressUpdate,
+  decodeUpdateWeights,
+  float16ToFloat32,
+  float32ToFloat16,
+  isCompressedUpdate,
+  topKIndices,
+} from './compression.js';
+export type { UpdateCompression } from './compression.js';
 export { Mutex } from './mutex.js';
 export { silentLogger } from './logger.js';
 export type { Logger } from './logger.js';
@@ -45,3 +55,7 @@ export { freeLoopbackPort, launchLocal } from './launch.js';
 export type { LaunchOptions, LaunchResult } from './launch.js';
 export { readLatestCheckpoint, writeCheckpoint } from './checkpoint.js';
 export type { CheckpointState } from './checkpoint.js';
+export { learnerEpochProgress, trainerProgress, watchRegistrations } from './progress.js';
+export type { EpochInfo, ProgressHookOptions, ProgressStream } from './progress.js';
+export { recordLocalTraining, trackTransportBytes } from './learner-metrics.js';
+export type { LocalTrainInfo } from './learner-metrics.js';

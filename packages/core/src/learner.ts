@@ -10,6 +10,7 @@ import type { ArrayDataset } from '@oiafed/datasets';
 import type { FedModel, TrainOptions } from '@oiafed/models';
 import type { CallContext, Payload, Transport } from '@oiafed/transport';
 import { errorMessage, silentLogger, type Logger } from './logger.js';
+import { compressUpdate, type UpdateCompression } from './compression.js';
 import { Mutex } from './mutex.js';
 import {
   LearnerMethods,
@@ -50,12 +51,20 @@ export interface LearnerOptions {
   /** Shared between virtual learners that share one model (serial mode). */
   modelLock?: Mutex;
   onTrainEnd?: (info: { round: number; seconds: number; samplesPerSecond: number }) => void;
+  onEpochEnd?: (info: { round: number; epoch: number; epochs: number; loss: number; accuracy: number }) => void;
+  /**
+   * How the update travels (`transport.update_compression`); default none. Anything else sends
+   * the delta to the round's global model, encoded, with error feedback for int8 and top-k.
+   */
+  compression?: UpdateCompression;
 }
 
 /** Per-learner state that outlives a round: SCAFFOLD's control variate, FedBN's local statistics. */
 interface LocalState {
   control?: Float32Array;
   localNormalization?: Float32Array;
+  /** Error feedback: what update compression dropped so far (int8, top-k). */
+  compressionResidual?: Float32Array;
 }
 
 export class Learner {
@@ -153,6 +162,8 @@ export class Learner {
         seed: this.options.seed * 7919 + request.round,
         signal: ctx.signal,
       };
+      trainOptions.onEpochEnd = (epoch, logs) =>
+        this.options.onEpochEnd?.({ round: request.round, epoch: epoch + 1, epochs: trainOptions.epochs, ...logs });
       const proximalMu = instructions.proximal_mu;
       if (proximalMu !== undefined && proximalMu > 0) {
         trainOptions.proximalMu = proximalMu;
@@ -204,8 +215,19 @@ export class Learner {
         },
         meta: { momentum: settings.optimizer === 'sgd' ? settings.momentum : 0, lr: settings.lr },
       };
-      return { body, tensors: [...weightsToTensors(local, model.layout), ...extrasToTensors(updateExtras)] };
+      return { body, tensors: [...this.encodeWeights(local, global, model.layout), ...extrasToTensors(updateExtras)] };
     });
+  }
+
+  private encodeWeights(local: Float32Array, global: Float32Array, layout: readonly TensorSpec[]) {
+    const compression = this.options.compression;
+    if (!compression || compression.type === 'none') return weightsToTensors(local, layout);
+    let residual: Float32Array | undefined;
+    if (compression.type === 'int8' || compression.type === 'topk') {
+      residual = this.state.compressionResidual;
+      if (!residual || residual.length !== local.length) residual = this.state.compressionResidual = new Float32Array(local.length);
+    }
+    return compressUpdate(local, global, layout, compression, residual);
   }
 
   private async onEvaluate(payload: Payload): Promise<Payload> {

@@ -28,7 +28,9 @@ import {
   type NodeData,
 } from './build.js';
 import { deriveLearnerConfig, withPartitionCount } from './derive.js';
-import { Learner } from './learner.js';
+import { Learner, type LearnerOptions } from './learner.js';
+import { recordLocalTraining, trackTransportBytes } from './learner-metrics.js';
+import { learnerEpochProgress, trainerProgress, watchRegistrations } from './progress.js';
 import { errorMessage } from './logger.js';
 import { Mutex } from './mutex.js';
 import { DEFAULT_LEARNER_CAPABILITIES, RegistrationKeys } from './protocol.js';
@@ -129,7 +131,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
   const transport = buildTransport(config, { hub: options.hub, logger });
   const runDir = defaultRunDir(config);
   const history = new RunHistory(runDir);
-  const callbacks = config.callbacks.map((c) => createCallback(c, { runDir }));
+  const callbacks = [...config.callbacks.map((c) => createCallback(c, { runDir })), trainerProgress()];
   const resumeFrom = resumePoint(config, options, model, aggregator, logger);
   let lastRound = resumeFrom?.round ?? 0;
   const saveCheckpoint = () => {
@@ -162,9 +164,11 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
     `trainer ${config.node_id}: model ${config.model?.type} (${model.numParams} parameters), aggregator ${aggregator.type}, ` +
       `backend ${backend.backend} on ${backend.device}, ${data.test ? `${data.test.length} test samples` : 'evaluation by learners'}`,
   );
+  let stopWaiting = () => {};
   try {
     await transport.start();
     listening = true;
+    stopWaiting = watchRegistrations(transport, config.trainer.args.min_available_clients ?? config.trainer.args.min_clients);
     options.onListening?.({ port: transport.boundPort });
     trainer = new Trainer({
       nodeId: config.node_id,
@@ -214,6 +218,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
     });
     return summary;
   } finally {
+    stopWaiting();
     await trainer?.shutdownLearners('training finished').catch(() => undefined);
     await transport.stop().catch((error) => logger.warn(`transport stop: ${errorMessage(error)}`));
     await observability?.close();
@@ -234,7 +239,14 @@ async function buildLearner(
   config: NodeConfig,
   logger: TrackerLogger,
   backendName: string,
-  options: { hub?: MemoryHub; sharedModel?: FedModel; modelLock?: Mutex; data?: NodeData },
+  options: {
+    hub?: MemoryHub;
+    sharedModel?: FedModel;
+    modelLock?: Mutex;
+    data?: NodeData;
+    onTrainEnd?: LearnerOptions['onTrainEnd'];
+    onEpochEnd?: LearnerOptions['onEpochEnd'];
+  },
 ): Promise<LearnerBuild> {
   const data = options.data ?? (await loadNodeData(config, logger));
   if (!data.train || data.train.length === 0) {
@@ -274,6 +286,9 @@ async function buildLearner(
     backend: backendName,
     logger,
     modelLock: options.modelLock,
+    compression: config.transport.update_compression,
+    onTrainEnd: options.onTrainEnd,
+    onEpochEnd: options.onEpochEnd,
   });
   return { learner, transport, model: () => learner.currentModel(), ownsModel: !options.sharedModel };
 }
@@ -284,9 +299,14 @@ export async function runLearnerNode(config: NodeConfig, options: RunOptions = {
   const logger = options.logger ?? createNodeLogger(config);
   await loadPlugins(config, logger);
   const backend = await selectComputeBackend(config, logger);
-  const built = await buildLearner(config, logger, backend.backend, { hub: options.hub });
   const metrics = createNodeMetrics({ nodeId: config.node_id, role: config.role, collectProcessMetrics: !options.hub });
   metrics.setComputeBackend(backend.backend, backend.device);
+  const built = await buildLearner(config, logger, backend.backend, {
+    hub: options.hub,
+    onTrainEnd: recordLocalTraining(metrics, config.node_id),
+    onEpochEnd: learnerEpochProgress(),
+  });
+  trackTransportBytes(metrics, built.transport);
   let registered = false;
   const observability = await startNodeObservability(
     config,

@@ -18,6 +18,7 @@ import {
   type TrainRequestBody,
   type TrainResponseBody,
 } from './protocol.js';
+import { decodeUpdateWeights } from './compression.js';
 import { extrasToTensors, tensorsToExtras, tensorsToWeights, weightsToTensors } from './serde.js';
 
 export interface TrainerSettings {
@@ -73,6 +74,7 @@ export interface TrainingSummary {
 interface CollectedUpdate {
   update: ClientUpdate;
   trainSeconds: number;
+  samplesPerSecond: number;
   trainLoss: number;
   trainAccuracy: number;
 }
@@ -275,6 +277,7 @@ export class Trainer {
           collected.push(item);
           metrics?.updatesAccepted.inc();
           metrics?.localTrainSeconds.observe({ learner }, item.trainSeconds);
+          metrics?.localSamplesPerSecond.set({ learner }, item.samplesPerSecond);
         } catch (error) {
           const reason = errorMessage(error);
           failed.push({ learner, reason });
@@ -345,7 +348,8 @@ export class Trainer {
     if (typeof numSamples !== 'number' || !Number.isInteger(numSamples) || numSamples <= 0 || numSamples > maxSamples) {
       throw new Error(`num_samples must be an integer in 1..${maxSamples}, got ${JSON.stringify(numSamples)}`);
     }
-    const weights = tensorsToWeights(tensors, this.layout);
+    // Plain weights, or global + delta when the learner compresses its update (compression.ts).
+    const weights = decodeUpdateWeights(tensors, this.layout, this.global);
     const extras = tensorsToExtras(tensors, weights.length);
     const metrics = reply.metrics ?? { loss: NaN, accuracy: NaN, seconds: 0, samples_per_second: 0 };
     const localSteps = typeof reply.local_steps === 'number' ? reply.local_steps : undefined;
@@ -360,6 +364,7 @@ export class Trainer {
         metrics: { loss: metrics.loss, accuracy: metrics.accuracy },
       },
       trainSeconds: Number(metrics.seconds) || 0,
+      samplesPerSecond: Number(metrics.samples_per_second) || 0,
       trainLoss: Number(metrics.loss),
       trainAccuracy: Number(metrics.accuracy),
     };

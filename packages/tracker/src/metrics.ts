@@ -41,6 +41,11 @@ export interface NodeMetrics {
   computeBackend: Gauge<'backend' | 'device'>;
   /** Sets the one `oiafed_compute_backend_info` series, dropping any earlier backend. */
   setComputeBackend(backend: string, device: string): void;
+  /**
+   * Registers a hook run at the start of every {@link NodeMetrics.render}, to bring values that
+   * live elsewhere up to date only when someone scrapes (e.g. a transport's byte counters).
+   */
+  onCollect(hook: () => void): void;
   /** Prometheus text exposition (format 0.0.4) of this registry. */
   render(): Promise<string>;
 }
@@ -74,6 +79,7 @@ export function createNodeMetrics(options: CreateNodeMetricsOptions): NodeMetric
     labelNames: ['backend', 'device'] as const,
     registers,
   });
+  const collectHooks: Array<() => void> = [];
   return {
     registry,
     roundsCompleted: new Counter({ name: 'oiafed_rounds_completed_total', help: 'Federated rounds completed.', registers }),
@@ -120,7 +126,13 @@ export function createNodeMetrics(options: CreateNodeMetricsOptions): NodeMetric
       computeBackend.reset();
       computeBackend.set({ backend, device }, 1);
     },
-    render: () => registry.metrics(),
+    onCollect(hook: () => void): void {
+      collectHooks.push(hook);
+    },
+    render: () => {
+      for (const hook of collectHooks) hook();
+      return registry.metrics();
+    },
   };
 }
 
