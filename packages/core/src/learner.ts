@@ -215,12 +215,20 @@ export class Learner {
         },
         meta: { momentum: settings.optimizer === 'sgd' ? settings.momentum : 0, lr: settings.lr },
       };
-      return { body, tensors: [...this.encodeWeights(local, global, model.layout), ...extrasToTensors(updateExtras)] };
+      const compression = effectiveCompression(this.options.compression, request.config?.update_compression);
+      return {
+        body,
+        tensors: [...this.encodeWeights(local, global, model.layout, compression), ...extrasToTensors(updateExtras)],
+      };
     });
   }
 
-  private encodeWeights(local: Float32Array, global: Float32Array, layout: readonly TensorSpec[]) {
-    const compression = this.options.compression;
+  private encodeWeights(
+    local: Float32Array,
+    global: Float32Array,
+    layout: readonly TensorSpec[],
+    compression: UpdateCompression | undefined,
+  ) {
     if (!compression || compression.type === 'none') return weightsToTensors(local, layout);
     let residual: Float32Array | undefined;
     if (compression.type === 'int8' || compression.type === 'topk') {
@@ -255,6 +263,14 @@ export class Learner {
       }
     });
   }
+}
+
+function effectiveCompression(
+  own: UpdateCompression | undefined,
+  requested: UpdateCompression | undefined,
+): UpdateCompression | undefined {
+  if (own && own.type !== 'none') return own;
+  return requested;
 }
 
 /** FedBN: the global weights with this learner's own normalisation tensors put back. */

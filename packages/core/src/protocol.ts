@@ -32,6 +32,8 @@ export const DEFAULT_LEARNER_CAPABILITIES: readonly (keyof LearnerInstructions)[
 /** Local training settings the trainer sends each round (they override the learner's own config). */
 export interface RoundTrainConfig {
   local_epochs: number;
+  /** The trainer's `transport.update_compression`; a learner's own setting, when not none, wins. */
+  update_compression?: { type: 'none' | 'float16' | 'int8' | 'topk'; topk_ratio?: number };
   batch_size?: number;
   lr?: number;
 }

@@ -185,6 +185,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
         evalEvery: config.trainer.args.eval_every,
         roundTimeoutS: config.trainer.args.round_timeout,
         registrationTimeoutS: config.trainer.args.registration_timeout,
+        updateCompression: config.transport.update_compression,
       },
       seed: config.seed,
       testData: data.test,

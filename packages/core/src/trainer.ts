@@ -31,6 +31,8 @@ export interface TrainerSettings {
   evalEvery: number;
   roundTimeoutS: number;
   registrationTimeoutS: number;
+  /** Asked of every learner: how to compress its update (transport.update_compression). */
+  updateCompression?: { type: 'none' | 'float16' | 'int8' | 'topk'; topk_ratio?: number };
   /** Upper bound accepted for a learner's reported sample count; protects weighting from lies. */
   maxSamplesPerUpdate?: number;
 }
@@ -70,6 +72,8 @@ export interface TrainingSummary {
   seconds: number;
   weights: Float32Array;
 }
+
+const CONSUMED = new Float32Array(0);
 
 interface CollectedUpdate {
   update: ClientUpdate;
@@ -256,7 +260,7 @@ export class Trainer {
     const request: TrainRequestBody = {
       round,
       model: this.options.modelSpec,
-      config: { local_epochs: settings.localEpochs },
+      config: { local_epochs: settings.localEpochs, update_compression: settings.updateCompression },
       instructions: plan.instructions,
     };
     const tensors = [...weightsToTensors(this.global, this.layout), ...extrasToTensors(plan.tensors)];
@@ -273,8 +277,14 @@ export class Trainer {
             signal: this.options.signal,
           });
           const item = this.decodeUpdate(learner, round, reply.body, reply.tensors);
-          if (accumulator) accumulator.add(item.update);
-          collected.push(item);
+          if (accumulator) {
+            accumulator.add(item.update);
+            // Streaming rules have consumed the vectors: keep only the bookkeeping, so the trainer
+            // holds O(model) memory during a round instead of O(learners x model).
+            collected.push({ ...item, update: { ...item.update, weights: CONSUMED, extras: undefined } });
+          } else {
+            collected.push(item);
+          }
           metrics?.updatesAccepted.inc();
           metrics?.localTrainSeconds.observe({ learner }, item.trainSeconds);
           metrics?.localSamplesPerSecond.set({ learner }, item.samplesPerSecond);

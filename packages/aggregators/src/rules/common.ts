@@ -7,7 +7,7 @@ import type {
   RoundContext,
   RoundPlan,
 } from '../types.js';
-import { axpyInto } from '../vector.js';
+import { createSumBuffer, type SumBuffer } from '../vector.js';
 
 /** Throws unless `update.weights` matches the global vector's length. */
 export function checkUpdate(type: string, ctx: RoundContext, update: ClientUpdate): void {
@@ -87,6 +87,7 @@ export function checkStateLength(type: string, key: string, v: Float32Array | un
  */
 export class MeanAccumulator {
   readonly sum: Float64Array;
+  private readonly buffer: SumBuffer;
   count = 0;
   totalWeight = 0;
   totalSamples = 0;
@@ -97,14 +98,16 @@ export class MeanAccumulator {
     private readonly ctx: RoundContext,
     private readonly weighted: boolean,
   ) {
-    this.sum = new Float64Array(ctx.global.length);
+    // wasm SIMD for large models (bit-identical to the JS loop), see createSumBuffer.
+    this.buffer = createSumBuffer(ctx.global.length);
+    this.sum = this.buffer.sum;
   }
 
   add(update: ClientUpdate): number {
     if (this.finished) throw new Error(`${this.type}: add() called after finish()`);
     checkUpdate(this.type, this.ctx, update);
     const w = updateWeight(this.type, update, this.weighted);
-    if (w > 0) axpyInto(this.sum, update.weights, w);
+    if (w > 0) this.buffer.axpy(update.weights, w);
     this.count++;
     this.totalWeight += w;
     if (Number.isFinite(update.numSamples)) this.totalSamples += update.numSamples;
@@ -113,6 +116,22 @@ export class MeanAccumulator {
 
   /** Turns the running sum into the mean in place. */
   finishMean(): Float64Array {
+    const inv = this.closeMean();
+    const s = this.sum;
+    for (let i = 0; i < s.length; i++) s[i] *= inv;
+    return s;
+  }
+
+  /** The mean narrowed to float32 in one pass (same values as finishMean() then a copy). */
+  finishMeanInto(out: Float32Array): Float32Array {
+    const inv = this.closeMean();
+    const s = this.sum;
+    for (let i = 0; i < s.length; i++) out[i] = s[i] * inv;
+    return out;
+  }
+
+  /** Marks the accumulator finished and returns 1 / total weight, or throws for an unusable round. */
+  private closeMean(): number {
     if (this.finished) throw new Error(`${this.type}: finish() called twice`);
     this.finished = true;
     requireUpdates(this.type, this.count);
@@ -121,10 +140,7 @@ export class MeanAccumulator {
         `${this.type}: the ${this.count} updates report 0 samples in total; cannot form a sample-weighted mean (set weighted: false or report numSamples)`,
       );
     }
-    const s = this.sum;
-    const inv = 1 / this.totalWeight;
-    for (let i = 0; i < s.length; i++) s[i] *= inv;
-    return s;
+    return 1 / this.totalWeight;
   }
 
   metrics(): Record<string, number> {

@@ -48,9 +48,7 @@ export class FedAvg extends StreamingAggregator {
     return {
       add: (u: ClientUpdate) => void mean.add(u),
       finish: () => {
-        const m = mean.finishMean();
-        const out = new Float32Array(m.length);
-        for (let i = 0; i < m.length; i++) out[i] = m[i];
+        const out = mean.finishMeanInto(new Float32Array(ctx.global.length));
         if (this.keepNormalization) keepGlobalNormalization(ctx, out);
         return { weights: out, metrics: mean.metrics() };
       },
