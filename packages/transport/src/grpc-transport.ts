@@ -331,6 +331,23 @@ export class GrpcTransport extends TransportBase implements Transport {
       registeredOnce: false,
     };
     this.outbound.set(target.nodeId, out);
+    try {
+      await this.dialWithRetry(out);
+    } catch (err) {
+      // "No connection established" alone does not say that TLS is the usual cause.
+      if (err instanceof TransportError && err.code === 'UNAVAILABLE' && this.o.tls)
+        throw new TransportError(
+          'UNAVAILABLE',
+          `${err.message} (TLS is on: the trainer must present a certificate signed by tls.ca that names '${target.host}', ` +
+            'and accept this node\'s tls.cert when it requires client certificates)',
+          { remote: target.nodeId, cause: err },
+        );
+      throw err;
+    }
+  }
+
+  private async dialWithRetry(out: Outbound): Promise<void> {
+    const { target } = out;
     await this.policy.run(() => this.dial(out), {
       signal: this.stopping?.signal,
       isRetryable: (e) => e instanceof TransportError && (e.code === 'UNAVAILABLE' || e.code === 'DEADLINE_EXCEEDED'),

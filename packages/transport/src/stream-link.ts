@@ -21,10 +21,15 @@ export interface StreamLinkOwner {
 }
 
 interface Assembly {
-  buf: Uint8Array;
+  /** Chunks so far; joined once the last arrives, so a lying total_bytes allocates nothing. */
+  parts: Uint8Array[];
+  total: number;
   filled: number;
   nextSeq: number;
 }
+
+/** Largest envelope a stream reassembles (a Uint8Array of 2 GiB is Node's practical limit). */
+export const MAX_STREAM_ENVELOPE_BYTES = 2 ** 31 - 1;
 
 interface Pending {
   resolve(env: Envelope): void;
@@ -135,8 +140,19 @@ export class StreamLink {
     };
   }
 
-  /** Feeds one received frame (anything but register/registerAck). */
+  /**
+   * Feeds one received frame (anything but register/registerAck). Never throws: a frame that
+   * cannot be processed is logged and dropped, so a hostile peer cannot crash the node.
+   */
   receive(frame: Frame): void {
+    try {
+      this.receiveFrame(frame);
+    } catch (err) {
+      this.o.logger.error(`stream from '${this.peerId}': frame dropped: ${errorMessage(err)}`);
+    }
+  }
+
+  private receiveFrame(frame: Frame): void {
     this.lastSeen = Date.now();
     const kind = frame.kind;
     if (!kind) return;
@@ -159,29 +175,45 @@ export class StreamLink {
     let asm = this.assemblies.get(c.envelopeId);
     if (c.seq === 0) {
       if (asm) this.o.logger.warn(`stream from '${this.peerId}': envelope ${c.envelopeId} restarted`);
-      if (c.last && c.data.byteLength === c.totalBytes) {
+      const total = Number(c.totalBytes);
+      if (!Number.isSafeInteger(total) || total < c.data.byteLength || total > MAX_STREAM_ENVELOPE_BYTES) {
+        this.o.logger.error(
+          `stream from '${this.peerId}': envelope ${c.envelopeId} announces total_bytes ${String(c.totalBytes)}, ` +
+            `expected ${c.data.byteLength}..${MAX_STREAM_ENVELOPE_BYTES}; envelope dropped`,
+        );
+        this.assemblies.delete(c.envelopeId);
+        return;
+      }
+      if (c.last && c.data.byteLength === total) {
         this.deliver(c.data);
         return;
       }
-      // Fresh ArrayBuffer: offset 0, so aligned tensor slices can be viewed without copying.
-      asm = { buf: new Uint8Array(c.totalBytes), filled: 0, nextSeq: 0 };
+      asm = { parts: [], total, filled: 0, nextSeq: 0 };
       this.assemblies.set(c.envelopeId, asm);
     }
-    if (!asm || c.seq !== asm.nextSeq || asm.filled + c.data.byteLength > asm.buf.byteLength) {
+    if (!asm || c.seq !== asm.nextSeq || asm.filled + c.data.byteLength > asm.total) {
       this.o.logger.error(`stream from '${this.peerId}': bad chunk ${c.seq} of envelope ${c.envelopeId}; envelope dropped`);
       this.assemblies.delete(c.envelopeId);
       return;
     }
-    asm.buf.set(c.data, asm.filled);
+    // Each decoded frame owns its buffer, so keeping the view is safe.
+    asm.parts.push(c.data);
     asm.filled += c.data.byteLength;
     asm.nextSeq++;
     if (c.last) {
       this.assemblies.delete(c.envelopeId);
-      if (asm.filled !== asm.buf.byteLength) {
-        this.o.logger.error(`stream from '${this.peerId}': envelope ${c.envelopeId} ended at ${asm.filled} of ${asm.buf.byteLength} bytes; dropped`);
+      if (asm.filled !== asm.total) {
+        this.o.logger.error(`stream from '${this.peerId}': envelope ${c.envelopeId} ended at ${asm.filled} of ${asm.total} bytes; dropped`);
         return;
       }
-      this.deliver(asm.buf);
+      // Fresh ArrayBuffer: offset 0, so aligned tensor slices can be viewed without copying.
+      const buf = new Uint8Array(asm.total);
+      let off = 0;
+      for (const part of asm.parts) {
+        buf.set(part, off);
+        off += part.byteLength;
+      }
+      this.deliver(buf);
     }
   }
 
@@ -198,7 +230,10 @@ export class StreamLink {
       const p = this.pending.get(env.correlationId);
       this.pending.delete(env.correlationId);
       if (p) p.resolve(env);
-      else this.o.logger.debug(`stream from '${this.peerId}': late response ${env.correlationId} ignored`);
+      else
+        this.o.logger.warn(`stream from '${this.peerId}': late response to '${env.method}' discarded: its caller already gave up (deadline or cancel)`, {
+          correlationId: env.correlationId,
+        });
       return;
     }
     const ctrl = new AbortController();
