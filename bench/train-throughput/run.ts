@@ -3,11 +3,24 @@
  * per engine: tfjs-cpu, wasm-stock, wasm-patched, tfjs-node (if importable) and torch (PyTorch,
  * one CPU thread, via torch_bench.py).
  *
- *   npx tsx --conditions=@oiafed/source bench/train-throughput/run.ts [--json] [--quick] [--profile]
+ *   npm run bench:train -- [--json] [--quick] [--profile] [--no-overhead] [lenet|simple_cnn|cifar10_cnn ...]
  *
  * Each engine/model pair runs in its own child process so that a failing engine (stock wasm
- * cannot train a CNN) cannot disturb the others. With --json the last stdout line is
- * {"rows":[{model, engine, batch, samples_per_s}, ...]} for the engines that ran.
+ * cannot train a CNN) cannot disturb the others. Throughput is measured twice: per wall-clock
+ * second (`samples_per_s`) and per CPU-second of the process (`samples_per_cpu_s`). Every engine
+ * runs one thread, so on an idle machine the two agree; on a shared, loaded machine wall time
+ * depends on what else runs at that moment while CPU time does not (much), which is why the
+ * ratios are given on CPU time first.
+ *
+ * A second section measures the framework's own overhead: FedModel.train (one local epoch: batch
+ * gathering from a DataSource, shuffling, loss/accuracy bookkeeping, yields to the event loop)
+ * against a bare tfjs loop (optimizer.minimize over pre-built batch tensors), same model, batch,
+ * backend (patched wasm) and process, alternating so both see the same load; the overhead is
+ * the median of the paired per-round CPU-time ratios.
+ *
+ * With --json the last stdout line is {"rows":[{model, engine, batch, samples_per_s,
+ * samples_per_cpu_s}, ...], "overhead":[{model, batch, bare_samples_per_s, fedmodel_samples_per_s,
+ * overhead_pct}, ...]}.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -24,14 +37,53 @@ interface Row {
   engine: Engine;
   batch: number;
   samples_per_s: number;
+  samples_per_cpu_s: number;
+}
+interface OverheadRow {
+  model: BenchModelName;
+  batch: number;
+  bare_samples_per_s: number;
+  fedmodel_samples_per_s: number;
+  /** Median over paired rounds of (FedModel CPU time / bare CPU time - 1), in percent. */
+  overhead_pct: number;
 }
 interface Outcome {
   row?: Row;
+  overhead?: OverheadRow;
   note?: string;
   profile?: { kernel: string; ms: number; calls: number }[];
 }
 
+/** Three significant digits at least (the pure-JS engine runs well under 1 sample/s). */
+function fmt(v: number): string {
+  return v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toPrecision(2);
+}
+
+/** CPU seconds (user + system) of this process since `from`. */
+function cpuSeconds(from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
+}
+
 const BATCH = 64;
+/** The whole bench must end within 10 minutes even on a loaded machine; workers share this. */
+const BUDGET_MS = 9 * 60_000;
+const startedAt = Date.now();
+/** Per-process cap: the pure-JS engine on the CIFAR nets can take minutes under load. */
+const WORKER_CAP_MS: Record<Engine | 'overhead', number> = {
+  'tfjs-cpu': 90_000,
+  'wasm-stock': 60_000,
+  'wasm-patched': 180_000,
+  'tfjs-node': 120_000,
+  torch: 180_000,
+  overhead: 120_000,
+};
+
+/** Milliseconds a child may run: its cap, cut to what is left of the budget (0: do not start). */
+function timeLeft(kind: Engine | 'overhead'): number {
+  const left = BUDGET_MS - (Date.now() - startedAt) - 5_000;
+  return left < 10_000 ? 0 : Math.min(WORKER_CAP_MS[kind], left);
+}
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** Batches timed per engine and model: pure JS is orders of magnitude slower, so it gets few. */
@@ -41,7 +93,7 @@ function plan(engine: Engine, model: BenchModelName, quick: boolean): { batch: n
     const batch = model === 'lenet' ? BATCH : model === 'simple_cnn' ? 8 : 2;
     return { batch, warmup: 0, steps: 1 };
   }
-  const steps = { lenet: 20, simple_cnn: 10, cifar10_cnn: 4 }[model];
+  const steps = { lenet: 30, simple_cnn: 10, cifar10_cnn: 5 }[model];
   return { batch: BATCH, warmup: 2, steps: quick ? Math.max(2, Math.ceil(steps / 3)) : steps };
 }
 
@@ -87,6 +139,11 @@ async function worker(engine: Engine, model: BenchModelName, quick: boolean, pro
     loss: (yTrue: unknown, yPred: unknown) => tf.losses.softmaxCrossEntropy(yTrue as never, yPred as never),
   });
   const x = tf.randomNormal([batch, ...INPUT_SHAPE[model]], 0, 1, 'float32', 1);
+  if (engine === 'wasm-patched') {
+    // As FedModel.train does: the batch's gradient is never read (see skipInputGradient).
+    const { skipInputGradient } = await import('../../packages/models/src/wasm/index.js');
+    skipInputGradient(x);
+  }
   const labels = Array.from({ length: batch }, (_, i) => i % 10);
   const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 10);
   const step = async (): Promise<void> => {
@@ -107,9 +164,11 @@ async function worker(engine: Engine, model: BenchModelName, quick: boolean, pro
       return { profile: rows };
     }
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     for (let i = 0; i < steps; i++) await step();
+    const cpu = cpuSeconds(c0);
     const s = (performance.now() - t0) / 1000;
-    return { row: { model, engine, batch, samples_per_s: (batch * steps) / s } };
+    return { row: { model, engine, batch, samples_per_s: (batch * steps) / s, samples_per_cpu_s: (batch * steps) / cpu } };
   } catch (e) {
     const msg = (e as Error).message;
     const missing = /Kernel '([^']+)' not registered/.exec(msg);
@@ -117,14 +176,89 @@ async function worker(engine: Engine, model: BenchModelName, quick: boolean, pro
   }
 }
 
+/**
+ * FedModel.train vs a bare loop on patched wasm, alternating `rounds` times; each run is one
+ * epoch over the same `batches * BATCH` samples. Returns CPU-time throughputs (summed over the
+ * rounds, the first round of each discarded as warm-up).
+ */
+async function overheadWorker(model: BenchModelName, quick: boolean): Promise<Outcome> {
+  const tf = await setUpTfjs('wasm-patched');
+  const { FedModel } = await import('@oiafed/models');
+  const batches = { lenet: 20, simple_cnn: 6, cifar10_cnn: 2 }[model];
+  const rounds = quick ? 3 : 7;
+  const shape = INPUT_SHAPE[model];
+  const sampleSize = shape[0] * shape[1] * shape[2];
+  const n = batches * BATCH;
+  const features = new Float32Array(n * sampleSize);
+  let seed = 12345;
+  for (let i = 0; i < features.length; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    features[i] = seed / 2 ** 32 - 0.5;
+  }
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
+  const data = { features, labels, sampleShape: shape, numClasses: 10, length: n };
+
+  const fed = new FedModel(model, buildBenchModel(model));
+  const bareModel = buildBenchModel(model);
+  // The bare loop gets its batches ready-made (the cost FedModel pays to gather them is part of
+  // what is measured) and does nothing but forward, backward and the SGD update.
+  const xs: import('@tensorflow/tfjs-core').Tensor[] = [];
+  const ys: import('@tensorflow/tfjs-core').Tensor[] = [];
+  for (let b = 0; b < batches; b++) {
+    xs.push(tf.tensor(features.subarray(b * BATCH * sampleSize, (b + 1) * BATCH * sampleSize), [BATCH, ...shape]));
+    ys.push(tf.oneHot(tf.tensor1d(labels.subarray(b * BATCH, (b + 1) * BATCH), 'int32'), 10));
+  }
+  const bareEpoch = async (): Promise<void> => {
+    const opt = tf.train.sgd(0.01);
+    for (let b = 0; b < batches; b++) {
+      const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(ys[b]!, bareModel.apply(xs[b]!, { training: true }) as never) as never, true);
+      loss?.dispose();
+    }
+    await tf.ready();
+    opt.dispose();
+  };
+  const fedEpoch = async (): Promise<void> => {
+    await fed.train(data, { epochs: 1, batchSize: BATCH, lr: 0.01, optimizer: 'sgd', seed: 1 });
+  };
+  // Paired rounds (bare, then FedModel), the first discarded as warm-up; the overhead is the
+  // median of the per-round ratios, which shrugs off a round that another process slowed down.
+  const bareTimes: number[] = [];
+  const fedTimes: number[] = [];
+  for (let r = 0; r < rounds + 1; r++) {
+    let c = process.cpuUsage();
+    await bareEpoch();
+    const b = cpuSeconds(c);
+    c = process.cpuUsage();
+    await fedEpoch();
+    const f = cpuSeconds(c);
+    if (r > 0) {
+      bareTimes.push(b);
+      fedTimes.push(f);
+    }
+  }
+  const median = (v: number[]): number => {
+    const s = [...v].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const ratio = median(fedTimes.map((f, i) => f / bareTimes[i]!));
+  const bare = (n * rounds) / bareTimes.reduce((a, b) => a + b, 0);
+  const fedSps = (n * rounds) / fedTimes.reduce((a, b) => a + b, 0);
+  return {
+    overhead: { model, batch: BATCH, bare_samples_per_s: bare, fedmodel_samples_per_s: fedSps, overhead_pct: 100 * (ratio - 1) },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Driver.
 
-function runWorker(engine: Engine, model: BenchModelName, quick: boolean, profile: boolean): Outcome {
+function runWorker(engine: Engine | 'overhead', model: BenchModelName, quick: boolean, profile: boolean): Outcome {
   const args = [...process.execArgv, fileURLToPath(import.meta.url), '--worker', engine, model];
   if (quick) args.push('--quick');
   if (profile) args.push('--profile');
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 240_000, maxBuffer: 1 << 24 });
+  const timeout = timeLeft(engine);
+  if (timeout === 0) return { note: 'skipped: the 9-minute time budget is spent' };
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout, maxBuffer: 1 << 24 });
+  if (r.error && /ETIMEDOUT/.test(r.error.message)) return { note: `timed out after ${Math.round(timeout / 1000)} s` };
   const line = (r.stdout ?? '').trim().split('\n').reverse().find((l) => l.startsWith('{'));
   if (line == null) {
     const why = r.error ? r.error.message : (r.stderr ?? '').trim().split('\n').slice(-3).join(' | ');
@@ -141,17 +275,21 @@ function runTorch(models: BenchModelName[], quick: boolean): Map<BenchModelName,
     return out;
   };
   if (!existsSync(python)) return noTorch('skipped: /usr/bin/python3 not found');
-  const steps = quick ? 4 : 10;
+  const steps = quick ? 4 : 12;
   const r = spawnSync(python, [join(here, 'torch_bench.py'), '--batch', String(BATCH), '--warmup', '2', '--steps', String(steps), ...models], {
     encoding: 'utf8',
     env: { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' },
-    timeout: 300_000,
+    timeout: timeLeft('torch'),
   });
   for (const line of (r.stdout ?? '').split('\n')) {
     if (!line.startsWith('{')) continue;
-    const o = JSON.parse(line) as { error?: string; model?: BenchModelName; samples_per_s?: number; batch?: number };
+    const o = JSON.parse(line) as { error?: string; model?: BenchModelName; samples_per_s?: number; samples_per_cpu_s?: number; batch?: number };
     if (o.error != null) return noTorch(`skipped: ${o.error}`);
-    if (o.model != null) out.set(o.model, { row: { model: o.model, engine: 'torch', batch: o.batch ?? BATCH, samples_per_s: o.samples_per_s ?? 0 } });
+    if (o.model != null) {
+      out.set(o.model, {
+        row: { model: o.model, engine: 'torch', batch: o.batch ?? BATCH, samples_per_s: o.samples_per_s ?? 0, samples_per_cpu_s: o.samples_per_cpu_s ?? 0 },
+      });
+    }
   }
   for (const m of models) if (!out.has(m)) out.set(m, { note: `failed: ${(r.stderr ?? '').trim().split('\n').slice(-1)[0] ?? 'no output'}` });
   return out;
@@ -163,7 +301,9 @@ async function main(): Promise<void> {
   const profile = argv.includes('--profile');
   const wi = argv.indexOf('--worker');
   if (wi >= 0) {
-    const outcome = await worker(argv[wi + 1] as Engine, argv[wi + 2] as BenchModelName, quick, profile);
+    const kind = argv[wi + 1];
+    const model = argv[wi + 2] as BenchModelName;
+    const outcome = kind === 'overhead' ? await overheadWorker(model, quick) : await worker(kind as Engine, model, quick, profile);
     process.stdout.write(JSON.stringify(outcome) + '\n');
     return;
   }
@@ -191,29 +331,50 @@ async function main(): Promise<void> {
     for (const engine of ENGINES) {
       const o = engine === 'torch' ? torch.get(model)! : runWorker(engine, model, quick, false);
       results.set(`${model}/${engine}`, o);
-      const shown = o.row ? `${o.row.samples_per_s.toFixed(1)} samples/s (batch ${o.row.batch})` : o.note;
+      const shown = o.row ? `${fmt(o.row.samples_per_s)} samples/s, ${fmt(o.row.samples_per_cpu_s)} per CPU-s (batch ${o.row.batch})` : o.note;
       process.stderr.write(`${model.padEnd(12)} ${engine.padEnd(13)} ${shown}\n`);
     }
   }
 
-  const sps = (model: string, engine: Engine): number | undefined => results.get(`${model}/${engine}`)?.row?.samples_per_s;
-  const ratio = (a?: number, b?: number): string => (a != null && b != null ? `${(a / b).toFixed(2)}x` : 'n/a');
-  log(`\nTraining throughput, samples/s (SGD, batch ${BATCH} unless noted, 1 CPU thread)`);
-  log(['model'.padEnd(12), ...ENGINES.map((e) => e.padStart(16)), 'patched/cpu'.padStart(12), 'patched/torch'.padStart(14)].join(' '));
-  for (const model of models) {
-    const cells = ENGINES.map((e) => {
-      const o = results.get(`${model}/${e}`)!;
-      if (o.row) return (o.row.samples_per_s.toFixed(1) + (o.row.batch !== BATCH ? ` (b${o.row.batch})` : '')).padStart(16);
-      return (o.note?.startsWith('cannot train') ? 'cannot train' : 'skipped').padStart(16);
-    });
-    const p = sps(model, 'wasm-patched');
-    log([model.padEnd(12), ...cells, ratio(p, sps(model, 'tfjs-cpu')).padStart(12), ratio(p, sps(model, 'torch')).padStart(14)].join(' '));
+  const overhead: OverheadRow[] = [];
+  if (!argv.includes('--no-overhead')) {
+    for (const model of models.filter((m) => m !== 'cifar10_cnn')) {
+      const o = runWorker('overhead', model, quick, false);
+      if (o.overhead) overhead.push(o.overhead);
+      process.stderr.write(`${model.padEnd(12)} overhead      ${o.overhead ? `${o.overhead.overhead_pct.toFixed(1)}%` : o.note}\n`);
+    }
+  }
+
+  const get = (model: string, engine: Engine, key: 'samples_per_s' | 'samples_per_cpu_s'): number | undefined => results.get(`${model}/${engine}`)?.row?.[key];
+  const ratio = (a?: number, b?: number): string => (a != null && b != null && b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
+  const table = (key: 'samples_per_s' | 'samples_per_cpu_s', title: string): void => {
+    log(`\n${title}`);
+    log(['model'.padEnd(12), ...ENGINES.map((e) => e.padStart(14)), 'patched/cpu'.padStart(12), 'patched/torch'.padStart(14)].join(' '));
+    for (const model of models) {
+      const cells = ENGINES.map((e) => {
+        const o = results.get(`${model}/${e}`)!;
+        if (o.row) return (fmt(o.row[key]) + (o.row.batch !== BATCH ? ` (b${o.row.batch})` : '')).padStart(14);
+        const shown = o.note?.startsWith('cannot train') ? 'cannot train' : o.note?.startsWith('timed out') ? 'timed out' : 'skipped';
+      return shown.padStart(14);
+      });
+      const p = get(model, 'wasm-patched', key);
+      log([model.padEnd(12), ...cells, ratio(p, get(model, 'tfjs-cpu', key)).padStart(12), ratio(p, get(model, 'torch', key)).padStart(14)].join(' '));
+    }
+  };
+  table('samples_per_cpu_s', `Training throughput, samples per CPU-second (SGD, batch ${BATCH} unless noted, 1 thread each)`);
+  table('samples_per_s', 'Same runs, samples per wall-clock second (depends on the machine\'s load at that moment)');
+  if (overhead.length > 0) {
+    log(`\nFramework overhead on wasm-patched (one local epoch, batch ${BATCH}, samples per CPU-second)`);
+    log(['model'.padEnd(12), 'bare loop'.padStart(12), 'FedModel.train'.padStart(15), 'overhead'.padStart(9)].join(' '));
+    for (const o of overhead) {
+      log([o.model.padEnd(12), o.bare_samples_per_s.toFixed(1).padStart(12), o.fedmodel_samples_per_s.toFixed(1).padStart(15), `${o.overhead_pct.toFixed(1)}%`.padStart(9)].join(' '));
+    }
   }
   const notes = [...results].filter(([, o]) => o.note).map(([k, o]) => `  ${k}: ${o.note}`);
   if (notes.length > 0) log(`Notes:\n${[...new Set(notes)].join('\n')}`);
   if (json) {
     const rows = [...results.values()].flatMap((o) => (o.row ? [o.row] : []));
-    log(JSON.stringify({ rows }));
+    log(JSON.stringify({ rows, overhead }));
   }
 }
 

@@ -1,6 +1,7 @@
 """PyTorch CPU baseline for bench/train-throughput: same architectures, batch and optimizer
 (SGD) as run.ts, one thread. Prints one JSON object per model on stdout:
-{"model": ..., "engine": "torch", "batch": 64, "samples_per_s": ...}.
+{"model": ..., "engine": "torch", "batch": 64, "samples_per_s": ..., "samples_per_cpu_s": ...}
+(wall-clock and CPU-time throughput).
 Usage: OMP_NUM_THREADS=1 python3 torch_bench.py --batch 64 --warmup 2 --steps 10 lenet simple_cnn cifar10_cnn
 """
 import argparse
@@ -68,11 +69,15 @@ def main():
         for _ in range(a.warmup):
             step()
         t0 = time.perf_counter()
+        c0 = time.process_time()
         for _ in range(a.steps):
             step()
+        cpu = time.process_time() - c0
         dt = time.perf_counter() - t0
         print(json.dumps({"model": name, "engine": "torch", "batch": a.batch,
                           "samples_per_s": a.batch * a.steps / dt,
+                          "samples_per_cpu_s": a.batch * a.steps / cpu,
+                          "threads": torch.get_num_threads(),
                           "torch_version": torch.__version__}), flush=True)
 
 

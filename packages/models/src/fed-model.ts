@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkDataSource, correctCount, crossEntropy, disposeBatch, makeBatch, yieldToEventLoop } from './batching.js';
 import { Rng } from './random.js';
+import { skipInputGradient } from './wasm/index.js';
 import type { DataSource, EvalResult, TensorSpec, TrainOptions, TrainResult } from './types.js';
 
 type LayerVariable = tfl.LayersModel['weights'][number];
@@ -239,11 +240,20 @@ export class FedModel {
     optimizer: tf.Optimizer,
   ): [tf.Scalar, tf.Scalar] {
     let correct: tf.Scalar | undefined;
-    const { value, grads } = tf.variableGrads(() => {
-      const logits = this.model.apply(x, { training: true }) as tf.Tensor;
-      correct = tf.keep(correctCount(logits, labels));
-      return crossEntropy(logits, yOneHot);
-    }, varList);
+    // Only variables are differentiated: the batch's own gradient is never read, so the patched
+    // wasm backend may skip the first convolution's input gradient.
+    const release = skipInputGradient(x);
+    let value: tf.Scalar;
+    let grads: tf.NamedTensorMap;
+    try {
+      ({ value, grads } = tf.variableGrads(() => {
+        const logits = this.model.apply(x, { training: true }) as tf.Tensor;
+        correct = tf.keep(correctCount(logits, labels));
+        return crossEntropy(logits, yOneHot);
+      }, varList));
+    } finally {
+      release();
+    }
     const adjusted = tf.tidy(() => {
       const out: tf.NamedTensorMap = {};
       varList.forEach((v, i) => {

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { inputGradientUnneeded, zeros } from './input-grad-kernels.js';
 import { asWasm, f32Index, free, run, transpose } from './wasm-internals.js';
 import type { KernelArgs, WasmBackendInternals } from './wasm-internals.js';
 
@@ -36,10 +37,108 @@ function convInfo(xShape: number[], filterShape: number[], attrs: Record<string,
   );
 }
 
+let stockBatchMatMul: KernelFunc | null = null;
+
+/**
+ * Which filter-gradient formulation runs: 'conv' (the batch-as-channels convolution, default) or
+ * 'gemm' (im2col + chunked XNNPACK GEMMs). Measured on cifar10_cnn's four layers (CPU time,
+ * bench/train-throughput/kernel-bench.ts) the two are within noise of each other in total (GEMM
+ * wins on the 3-channel first layer, the convolution on the 256->512 one), so the tested
+ * convolution stays the default. Exposed for the kernel benchmark and the tests.
+ */
+export const filterGradMode: { value: 'gemm' | 'conv' } = { value: 'conv' };
+
+/**
+ * Size (floats) of the im2col block per GEMM. XNNPACK's GEMM does not block the reduction
+ * dimension, so one product over all B*Ho*Wo rows streams operands far larger than the caches;
+ * blocks of about this many floats (whole images, so rows = budget / K) stay cache-resident, and
+ * the partial products are summed.
+ */
+export const gemmBlockFloats: { value: number } = { value: 131072 };
+
+/**
+ * x images [b0, b1) -> cols [(b1-b0)*Ho*Wo, kh*kw*Ci]: row (b,i,j) holds the receptive field of
+ * output pixel (i,j) in filter layout order, zeros where the window hangs over the padding.
+ */
+function im2col(backend: WasmBackendInternals, x: TensorInfo, info: Info, b0: number, b1: number): TensorInfo {
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const K = kh * kw * C;
+  const out = backend.makeOutput([1, (b1 - b0) * Ho * Wo, K], 'float32');
+  const heap = backend.wasm.HEAPF32;
+  const src = f32Index(backend, x);
+  let dst = f32Index(backend, out);
+  for (let b = b0; b < b1; b++) {
+    for (let i = 0; i < Ho; i++) {
+      for (let j = 0; j < Wo; j++) {
+        for (let a = 0; a < kh; a++) {
+          const r = i * sh + a - pt;
+          const rowOk = r >= 0 && r < H;
+          for (let c = 0; c < kw; c++) {
+            const col = j * sw + c - pl;
+            if (!rowOk || col < 0 || col >= W) {
+              heap.fill(0, dst, dst + C);
+            } else {
+              const s = src + ((b * H + r) * W + col) * C;
+              if (C >= 16) {
+                heap.copyWithin(dst, s, s + C);
+              } else {
+                for (let ch = 0; ch < C; ch++) heap[dst + ch] = heap[s + ch]!;
+              }
+            }
+            dst += C;
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * dW = cols^T dy computed as (dy^T cols)^T, in chunks of whole images: per chunk dy^T [Co, n]
+ * (the small operand to transpose) times cols [n, K] on XNNPACK's fully-connected GEMM (the
+ * stock BatchMatMul; every operand is a fresh tensor, so its operator cache cannot be stale),
+ * partial products summed with wasm Add, the sum [Co, K] transposed to [kh,kw,Ci,Co].
+ */
+function filterGradGemm(backend: WasmBackendInternals, x: TensorInfo, dy: TensorInfo, info: Info, filterShape: number[]): TensorInfo {
+  const { batchSize: B, outHeight: Ho, outWidth: Wo, outChannels: Co } = info;
+  const K = info.filterHeight * info.filterWidth * info.inChannels;
+  const perImage = Ho * Wo;
+  const group = Math.max(1, Math.min(B, Math.floor(gemmBlockFloats.value / K / perImage)));
+  const dyStart = f32Index(backend, dy);
+  let acc: TensorInfo | null = null;
+  for (let b0 = 0; b0 < B; b0 += group) {
+    const b1 = Math.min(B, b0 + group);
+    const n = (b1 - b0) * perImage;
+    const cols = im2col(backend, x, info, b0, b1);
+    const dyChunk = backend.makeOutput([1, n, Co], 'float32');
+    const from = dyStart + b0 * perImage * Co;
+    backend.wasm.HEAPF32.copyWithin(f32Index(backend, dyChunk), from, from + n * Co);
+    const dyT = transpose(backend, dyChunk, [0, 2, 1]);
+    const prod = stockBatchMatMul!({ inputs: { a: dyT, b: cols }, attrs: { transposeA: false, transposeB: false }, backend } as never) as TensorInfo;
+    free(backend, cols, dyChunk, dyT);
+    if (acc == null) {
+      acc = prod;
+    } else {
+      const sum = run('Add', backend, { a: acc, b: prod });
+      free(backend, acc, prod);
+      acc = sum;
+    }
+  }
+  const out = transpose(backend, { ...acc!, shape: [Co, K] }, [1, 0]);
+  free(backend, acc);
+  out.shape = filterShape.slice();
+  return out;
+}
+
 /**
  * dW[kh,kw,ci,co] = sum_{b,i,j} x[b, i*s+kh-pt, j*s+kw-pl, ci] * dy[b,i,j,co].
- * Read as a convolution with the batch as channels: x' = [Ci,H,W,B], filter dy' = [Ho,Wo,B,Co],
- * dilation = stride; the output [Ci,kh,kw,Co] is transposed to the filter layout.
+ * Default: read as a convolution with the batch as channels: x' = [Ci,H,W,B], filter
+ * dy' = [Ho,Wo,B,Co], dilation = stride; the output [Ci,kh,kw,Co] is transposed to the filter
+ * layout. With filterGradMode 'gemm': im2col + GEMM (filterGradGemm).
  */
 function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
   const backend = asWasm(args.backend);
@@ -54,6 +153,9 @@ function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
   const pl = info.padInfo.left;
   // Bottom/right padding that makes the output exactly kh x kw; negative means the last input
   // rows are never read, in which case the conv yields extra rows that are sliced off.
+  if (filterGradMode.value === 'gemm' && stockBatchMatMul != null && x.dtype === 'float32') {
+    return filterGradGemm(backend, x, dy, info, filterShape);
+  }
   const pb = kh + (Ho - 1) * sh - H - pt;
   const pr = kw + (Wo - 1) * sw - W - pl;
 
@@ -134,6 +236,7 @@ function conv2DBackpropInput(args: KernelArgs): TensorInfo {
   const filter = args.inputs['filter']!;
   const attrs = (args.attrs ?? {}) as Record<string, unknown>;
   const inputShape = attrs['inputShape'] as number[];
+  if (inputGradientUnneeded(filter, inputShape)) return zeros(backend, inputShape.slice());
   const info = convInfo(inputShape, filter.shape, attrs, 'Conv2DBackpropInput');
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const { inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo } = info;
@@ -166,6 +269,7 @@ function conv2DBackpropInput(args: KernelArgs): TensorInfo {
 /** Kernel configs; `stock` is the kernel being replaced (used as a fallback). */
 export function convGradKernels(stock: (name: string) => KernelConfig | undefined): KernelConfig[] {
   stockBackpropInput = stock('Conv2DBackpropInput')?.kernelFunc ?? null;
+  stockBatchMatMul = stock('BatchMatMul')?.kernelFunc ?? null;
   return [
     { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter as unknown as KernelFunc },
     { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2DBackpropInput as unknown as KernelFunc },

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { convGradKernels } from './conv-grad-kernels.js';
+import { inputGradKernels } from './input-grad-kernels.js';
 import { matMulKernels } from './matmul-kernels.js';
 import { poolTileKernels } from './pool-tile-kernels.js';
 import { reduceKernels } from './reduce-kernels.js';
@@ -23,6 +24,9 @@ export const PATCHED_WASM_KERNELS: readonly string[] = [
   '_FusedMatMul',
   'Sum',
   'Mean',
+  'Identity',
+  'Conv2D',
+  'FusedConv2D',
 ];
 
 interface PatchState {
@@ -57,7 +61,7 @@ export function registerPatchedWasmKernels(): void {
     if (cfg != null) s.stock.set(name, cfg);
   }
   const stock = (name: string): KernelConfig | undefined => s.stock.get(name);
-  const configs = [...convGradKernels(stock), ...poolTileKernels(), ...matMulKernels(stock), ...reduceKernels(stock)];
+  const configs = [...convGradKernels(stock), ...poolTileKernels(), ...matMulKernels(stock), ...reduceKernels(stock), ...inputGradKernels(stock)];
   for (const cfg of configs) {
     const old = s.stock.get(cfg.kernelName);
     if (old != null) tf.unregisterKernel(cfg.kernelName, 'wasm');
@@ -67,6 +71,8 @@ export function registerPatchedWasmKernels(): void {
   }
   s.installed = true;
 }
+
+export { skipInputGradient } from './input-grad-kernels.js';
 
 /** Directory holding the .wasm binaries of the installed @tensorflow/tfjs-backend-wasm. */
 export function wasmBinaryDir(): string {

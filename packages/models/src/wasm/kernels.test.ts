@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+// Registers tfjs-core's gradient functions (the skipInputGradient tests differentiate).
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initWasmBackend } from './index.js';
+import { filterGradMode, gemmBlockFloats } from './conv-grad-kernels.js';
+import { initWasmBackend, skipInputGradient } from './index.js';
 
 type Attrs = Record<string, unknown>;
 interface Input {
@@ -89,6 +92,31 @@ describe('patched wasm convolution gradients', () => {
     expect(Math.max(...diffs)).toBeLessThan(1e-4);
   });
 
+  it('Conv2DBackpropFilter in the im2col + GEMM formulation (chunked over images) matches cpu', () => {
+    const saved = { mode: filterGradMode.value, rows: gemmBlockFloats.value };
+    filterGradMode.value = 'gemm';
+    // A block of 100 floats forces one GEMM per image, so the partial products are summed on
+    // every case with a batch above one.
+    gemmBlockFloats.value = 100;
+    try {
+      const diffs = convCases.map((c, i) => {
+        const ho = outSize(c.h, c.k, c.s, c.pad);
+        const wo = outSize(c.w, c.k, c.s, c.pad);
+        return compare(
+          'Conv2DBackpropFilter',
+          { x: { shape: [c.b, c.h, c.w, c.ci] }, dy: { shape: [c.b, ho, wo, c.co] } },
+          { strides: [c.s, c.s], pad: c.pad, dataFormat: 'NHWC', filterShape: [c.k, c.k, c.ci, c.co] },
+          i + 1,
+        );
+      });
+      report('Conv2DBackpropFilter (gemm)', diffs);
+      expect(Math.max(...diffs)).toBeLessThan(1e-4);
+    } finally {
+      filterGradMode.value = saved.mode;
+      gemmBlockFloats.value = saved.rows;
+    }
+  });
+
   it('Conv2DBackpropInput matches cpu across strides, paddings, odd sizes and batch sizes', () => {
     const diffs = convCases.map((c, i) => {
       const ho = outSize(c.h, c.k, c.s, c.pad);
@@ -157,6 +185,20 @@ describe('patched wasm Sum and Mean', () => {
     );
     report('Sum/Mean', diffs);
     expect(Math.max(...diffs)).toBeLessThan(1e-5);
+  });
+
+  it('match cpu on tensors large enough for the pairwise fold, odd and even row counts', () => {
+    const cases: [number[], number[]][] = [
+      [[9, 7, 13, 64], [0, 1, 2]], // 819 rows: an odd row at several fold levels
+      [[16, 16, 16, 16], [0, 1, 2]],
+      [[3, 40000], [0]],
+    ];
+    const diffs = cases.flatMap(([shape, axis], i) =>
+      ['Sum', 'Mean'].flatMap((k) => [false, true].map((keepDims) => compare(k, { x: { shape } }, { axis, keepDims }, 800 + i))),
+    );
+    report('Sum/Mean (fold)', diffs);
+    // Sums of up to 819 values in [-1, 1): float32 pairwise rounding vs cpu's float64 accumulator.
+    expect(Math.max(...diffs)).toBeLessThan(5e-5);
   });
 });
 
@@ -232,5 +274,47 @@ describe('patched wasm matmul', () => {
     results.forEach((r, i) => r.v.forEach((v, k) => (max = Math.max(max, Number.isNaN(v) ? Infinity : Math.abs(v - expected[i]![k]!)))));
     report('BatchMatMul reshaped reuse', [max]);
     expect(max).toBeLessThan(1e-5);
+  });
+});
+
+describe('skipInputGradient (patched wasm)', () => {
+  /** d/dx and d/dw of sum(relu-free fused conv), as flat arrays. */
+  function convGrads(mark: boolean, alsoUnmarked = false): { dx: Float32Array; dw: Float32Array } {
+    tf.setBackend('wasm');
+    return tf.tidy(() => {
+      const x = tf.tensor(values(2 * 6 * 5 * 3, 901), [2, 6, 5, 3]) as tf.Tensor4D;
+      const other = tf.tensor(values(2 * 6 * 5 * 3, 902), [2, 6, 5, 3]) as tf.Tensor4D;
+      const w = tf.tensor(values(3 * 3 * 3 * 4, 903), [3, 3, 3, 4]) as tf.Tensor4D;
+      const bias = tf.tensor(values(4, 904), [4]) as tf.Tensor1D;
+      const release = mark ? skipInputGradient(x) : () => undefined;
+      try {
+        const [dx, dw] = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => {
+          const y = tf.fused.conv2d({ x: xx as tf.Tensor4D, filter: ww as tf.Tensor4D, bias, strides: 1, pad: 'same' });
+          const extra = alsoUnmarked ? tf.sum(tf.fused.conv2d({ x: other, filter: ww as tf.Tensor4D, bias, strides: 1, pad: 'same' })) : tf.scalar(0);
+          return tf.add(tf.sum(tf.mul(y, y)), extra);
+        })([x, w]);
+        return { dx: Float32Array.from(dx!.dataSync()), dw: Float32Array.from(dw!.dataSync()) };
+      } finally {
+        release();
+      }
+    });
+  }
+
+  it('skips the input gradient of a marked batch (zeros stand in) and leaves the filter gradient exact', () => {
+    const full = convGrads(false);
+    const skipped = convGrads(true);
+    // The marked tensor's gradient is the stand-in: this proves the shortcut ran. Real callers
+    // never read it (FedModel differentiates variables only).
+    expect(skipped.dx.every((v) => v === 0)).toBe(true);
+    expect(full.dx.some((v) => v !== 0)).toBe(true);
+    expect(Array.from(skipped.dw)).toEqual(Array.from(full.dw));
+  });
+
+  it('skips nothing once released, or when the filter also meets an unmarked input of that shape', () => {
+    convGrads(true);
+    const after = convGrads(false);
+    expect(after.dx.some((v) => v !== 0)).toBe(true);
+    const shared = convGrads(true, true);
+    expect(shared.dx.some((v) => v !== 0)).toBe(true);
   });
 });
