@@ -20,6 +20,7 @@ interface StepExtras {
   proximalMu: number;
   centers: Map<string, tf.Tensor>;
   corrections: Map<string, tf.Tensor>;
+  lr: number;
 }
 
 /**
@@ -264,8 +265,6 @@ export class FedModel {
         if (extras.weightDecay > 0) g = tf.add(g, tf.mul(v, extras.weightDecay));
         const center = extras.centers.get(name);
         if (center !== undefined) g = tf.add(g, tf.mul(tf.sub(v, center), extras.proximalMu));
-        const correction = extras.corrections.get(name);
-        if (correction !== undefined) g = tf.add(g, correction);
         out[key] = g;
       });
       return out;
@@ -273,10 +272,22 @@ export class FedModel {
     optimizer.applyGradients(adjusted);
     const all = new Set([...Object.values(grads), ...Object.values(adjusted)]);
     tf.dispose([...all]);
+    // SCAFFOLD's correction moves the weights directly, outside the optimizer (as NIID-Bench's
+    // reference does): fed through momentum it would be amplified by 1/(1 - momentum) on top of
+    // control variates that are already estimated from momentum-amplified steps, and diverge.
+    // With plain SGD this equals adding the correction to the gradient (the paper's update).
+    if (extras.corrections.size > 0) {
+      tf.tidy(() => {
+        varList.forEach((v, i) => {
+          const correction = extras.corrections.get(trainable[i].spec.name);
+          if (correction !== undefined) v.assign(tf.sub(v, tf.mul(correction, extras.lr)));
+        });
+      });
+    }
     return [value, correct as tf.Scalar];
   }
 
-  private makeExtras(trainable: WeightRef[], options: TrainOptions, opts: { weightDecay: number; proximalMu: number }): StepExtras {
+  private makeExtras(trainable: WeightRef[], options: TrainOptions, opts: { weightDecay: number; proximalMu: number; lr: number }): StepExtras {
     const centers = new Map<string, tf.Tensor>();
     const corrections = new Map<string, tf.Tensor>();
     for (const { spec } of trainable) {
@@ -287,7 +298,7 @@ export class FedModel {
         corrections.set(spec.name, tf.tensor(options.gradientCorrection.slice(spec.offset, spec.offset + spec.size), spec.shape, 'float32'));
       }
     }
-    return { weightDecay: opts.weightDecay, proximalMu: opts.proximalMu, centers, corrections };
+    return { weightDecay: opts.weightDecay, proximalMu: opts.proximalMu, lr: opts.lr, centers, corrections };
   }
 
   private checkTrainOptions(o: TrainOptions, where: string): Required<Pick<TrainOptions, 'epochs' | 'batchSize' | 'lr' | 'optimizer' | 'momentum' | 'weightDecay' | 'proximalMu'>> {
