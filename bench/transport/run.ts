@@ -1,6 +1,7 @@
 /**
  * Wire speed of the federation: a model trainer -> learner over gRPC on 127.0.0.1 (the chunked
- * Connect stream) and learner -> trainer (unary Call), each against a raw TCP socket moving the
+ * Connect stream) and learner -> trainer (a call that GrpcTransport sends up the same stream once
+ * the payload reaches 1 MB, unary Call below that), each against a raw TCP socket moving the
  * same bytes in the same run; then each update compression option on a 20 MB model (bytes on
  * the wire, encode / send / decode time, reconstruction error).
  *
@@ -110,7 +111,7 @@ for (const sizeMb of sizes) {
     down.push((performance.now() - t0) / 1000);
     if ((reply.body as { n: number }).n !== w.length) throw new Error('trainer -> learner transfer lost data');
     if (sizeMb < 1024) {
-      // Unary calls are capped by maxMessageBytes (2 GB in grpc-js); the 1 GB row covers the stream.
+      // Learner calls are capped by maxMessageBytes (2 GB in grpc-js); the 1 GB row covers trainer -> learner.
       t0 = performance.now();
       await learner.call('trainer', 'upload', { tensors });
       up.push((performance.now() - t0) / 1000);
@@ -125,7 +126,7 @@ for (const sizeMb of sizes) {
     log(`${String(sizeMb).padStart(5)} MB  ${mode.padEnd(28)} ${row.mb_per_s.toFixed(0).padStart(6)} MB/s  raw TCP ${row.raw_tcp_mb_per_s.toFixed(0).padStart(6)} MB/s  ratio ${row.ratio.toFixed(2)}`);
   };
   add('trainer->learner (stream)', down);
-  add('learner->trainer (unary)', up);
+  add('learner->trainer (call)', up);
 }
 
 // ---------------------------------------------------------------------------------------------

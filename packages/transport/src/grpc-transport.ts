@@ -19,6 +19,7 @@ import {
 import { DEFAULT_RETRY, RetryPolicy, sleep, type RetryOptions } from './retry-policy.js';
 import { encodeEnvelope, errorToWire, newId, payloadFromWire, payloadToWire } from './serde.js';
 import { StreamLink } from './stream-link.js';
+import { encodeEnvelopeParts } from './wire-codec.js';
 import { DEFAULT_TIMEOUT_MS, HandlerFailure, resolveTimeout, TransportBase, withDeadline } from './transport-base.js';
 import type { CallOptions, Logger, Payload, PeerInfo, Transport } from './types.js';
 
@@ -51,6 +52,13 @@ export interface GrpcTransportOptions {
 }
 
 const MB = 1024 * 1024;
+
+/** Calls to a dialed peer whose encoded envelope reaches this size travel on the Connect stream. */
+const STREAM_CALL_BYTES = 1 * MB;
+
+function encodedSize(env: Envelope): number {
+  return encodeEnvelopeParts(env, 0).byteLength;
+}
 
 interface Outbound {
   target: { nodeId: string; host: string; port: number };
@@ -515,6 +523,18 @@ export class GrpcTransport extends TransportBase implements Transport {
     }
     const out = this.outbound.get(target);
     if (!out) throw this.unknownPeer(target, method);
+    const size = out.link && !out.link.isClosed ? encodedSize(env) : 0;
+    // Above maxMessageBytes the unary path's PAYLOAD_TOO_LARGE error stays the answer.
+    if (out.link && size >= STREAM_CALL_BYTES && size <= this.maxMessageBytes) {
+      // Large payloads (a model upload) go up the registered Connect stream in chunks: a unary
+      // message of that size costs three model-sized, freshly mapped buffers (encode, grpc-js
+      // framing, grpc-js reassembly), chunks reuse small ones. The listener answers stream
+      // requests exactly like unary ones.
+      this.counters.callsSent++;
+      const req = out.link.request(env);
+      const reply = await withDeadline(req.response, { timeoutMs, signal, target, method, onGiveUp: (e) => req.cancel(e.message) });
+      return this.responseToPayload(reply, target, method);
+    }
     const bytes = this.sizeChecked(env, target, method);
     this.counters.callsSent++;
     this.counters.bytesSent += bytes.byteLength;

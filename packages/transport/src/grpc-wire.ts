@@ -2,8 +2,10 @@
 // credentials, metadata and status <-> TransportError mapping.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { Ack, Envelope, Frame, NodeServiceService } from './generated/oiafed/v1/node.js';
+import { Ack, type Envelope, Frame, NodeServiceService } from './generated/oiafed/v1/node.js';
 import { TransportError, type TransportErrorCode } from './errors.js';
+import { UNARY_ALIGN_BASE } from './serde.js';
+import { encodeEnvelopeBuffer } from './wire-codec.js';
 
 /** TLS settings: PEM contents as Buffers, or paths to PEM files. */
 export interface TlsOptions {
@@ -19,8 +21,9 @@ function view(u8: Uint8Array): Buffer {
   return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 
-const encodeEnvelope = (v: Envelope | Buffer): Buffer => (Buffer.isBuffer(v) ? v : view(Envelope.encode(v).finish()));
-const encodeFrame = (v: Frame): Buffer => view(Frame.encode(v).finish());
+const encodeEnvelope = (v: Envelope | Buffer): Buffer => (Buffer.isBuffer(v) ? v : encodeEnvelopeBuffer(v, UNARY_ALIGN_BASE));
+// Chunk frames arrive pre-encoded (wire-codec.ts); control frames go through the generated code.
+const encodeFrame = (v: Frame | Buffer): Buffer => (Buffer.isBuffer(v) ? v : view(Frame.encode(v).finish()));
 const encodeAck = (v: Ack): Buffer => view(Ack.encode(v).finish());
 
 /**
@@ -91,6 +94,9 @@ export interface WireOptions {
   reconnectMaxMs: number;
 }
 
+/** Bytes in flight per HTTP/2 connection and stream before the receiver must acknowledge. */
+const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
+
 // Envelope fields around the payload (ids, metadata) ride on top of maxMessageBytes.
 const ENVELOPE_SLACK = 64 * 1024;
 
@@ -112,6 +118,9 @@ export function channelOptions(o: WireOptions): grpc.ChannelOptions {
   if (o.keepaliveTimeMs) out['grpc.keepalive_permit_without_calls'] = 1;
   out['grpc.initial_reconnect_backoff_ms'] = Math.max(10, o.reconnectInitialMs);
   out['grpc.max_reconnect_backoff_ms'] = Math.max(10, o.reconnectMaxMs);
+  // HTTP/2 receive window of the dialer: with the default 64 KB the listener stalls for a
+  // WINDOW_UPDATE every 64 KB of a model it sends down the Connect stream.
+  out['grpc-node.flow_control_window'] = FLOW_CONTROL_WINDOW;
   return out;
 }
 

@@ -3,11 +3,15 @@
 import { endianness } from 'node:os';
 import { DataType, Envelope, ErrorInfo, type TensorProto } from './generated/oiafed/v1/node.js';
 import { TransportError } from './errors.js';
+import { encodeEnvelopeBuffer } from './wire-codec.js';
 import type { DType, Payload, Tensor } from './types.js';
 
 // Tensor bytes are the host's typed-array bytes, sent as-is; that is only the wire's
 // little-endian format on a little-endian host.
 const HOST_IS_LE = endianness() === 'LE';
+
+/** Offset of a unary message's first byte in the buffer grpc-js hands the deserialiser. */
+export const UNARY_ALIGN_BASE = 5;
 
 interface DTypeInfo {
   wire: DataType;
@@ -128,10 +132,13 @@ export function payloadFromWire(env: Pick<Envelope, 'body' | 'tensors'>, where: 
   return out;
 }
 
-/** Encodes an envelope and returns a Buffer view over the encoded bytes (no extra copy). */
-export function encodeEnvelope(env: Envelope): Buffer {
-  const u8 = Envelope.encode(env).finish();
-  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+/**
+ * Encodes an envelope into one Buffer, copying tensor bytes once. `alignBase` is where the
+ * receiver holds the envelope's first byte (default: a gRPC unary message, after grpc-js's 5-byte
+ * prefix), so tensor data lands 8-byte aligned there and is viewed without a copy.
+ */
+export function encodeEnvelope(env: Envelope, alignBase = UNARY_ALIGN_BASE): Buffer {
+  return encodeEnvelopeBuffer(env, alignBase);
 }
 
 export function decodeEnvelope(bytes: Uint8Array): Envelope {

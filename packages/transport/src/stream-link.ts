@@ -2,7 +2,8 @@
 // request/response correlation, cancellation and heartbeats.
 import { EnvelopeKind, type Envelope, type Frame } from './generated/oiafed/v1/node.js';
 import { errorMessage, TransportError } from './errors.js';
-import { decodeEnvelope, encodeEnvelope } from './serde.js';
+import { decodeEnvelope } from './serde.js';
+import { encodeChunkFrame, encodeEnvelopeParts } from './wire-codec.js';
 import type { Logger } from './types.js';
 
 /** What both grpc-js duplex stream classes offer. */
@@ -30,6 +31,9 @@ interface Assembly {
 
 /** Largest envelope a stream reassembles (a Uint8Array of 2 GiB is Node's practical limit). */
 export const MAX_STREAM_ENVELOPE_BYTES = 2 ** 31 - 1;
+
+// Placeholder for a frame already handed to the stream, so its memory can be freed early.
+const EMPTY_FRAME = Buffer.alloc(0);
 
 interface Pending {
   resolve(env: Envelope): void;
@@ -70,10 +74,11 @@ export class StreamLink {
     return this.closed;
   }
 
-  private writeFrame(frame: Frame): boolean {
+  private writeFrame(frame: Frame | Buffer): boolean {
     if (this.closed) return true;
     try {
-      return this.stream.write(frame);
+      // A Buffer is a Frame already encoded (grpc-wire's serialiser passes it through).
+      return this.stream.write(frame as Frame);
     } catch (err) {
       this.o.logger.debug(`stream to '${this.peerId}': write failed`, { error: errorMessage(err) });
       return true;
@@ -97,25 +102,30 @@ export class StreamLink {
     });
   }
 
-  /** Sends one envelope as chunks of at most chunkBytes, honouring stream backpressure. */
+  /**
+   * Sends one envelope as chunks of at most chunkBytes, honouring stream backpressure. All chunk
+   * frames are encoded before returning (one copy of the tensor bytes, as many bytes as the
+   * envelope), so the caller may reuse its tensors as soon as send() is called.
+   */
   send(env: Envelope): Promise<void> {
-    const bytes = encodeEnvelope(env);
+    // Reassembled envelopes start at offset 0 of a fresh buffer on the receiver.
+    const enc = encodeEnvelopeParts(env, 0);
+    const total = enc.byteLength;
+    const size = this.o.chunkBytes;
+    const frames: Buffer[] = [];
+    for (let off = 0, seq = 0; off < total || seq === 0; off += size, seq++) {
+      const end = Math.min(off + size, total);
+      frames.push(encodeChunkFrame(enc, { envelopeId: env.id, seq, last: end >= total, from: off, length: end - off }));
+    }
     const job = this.writeQueue.then(async () => {
       if (this.closed) throw new TransportError('UNAVAILABLE', `stream to '${this.peerId}' is closed`, { remote: this.peerId, method: env.method });
-      const size = this.o.chunkBytes;
-      let seq = 0;
-      for (let off = 0; off < bytes.byteLength || seq === 0; off += size, seq++) {
-        const end = Math.min(off + size, bytes.byteLength);
-        const ok = this.writeFrame({
-          kind: {
-            $case: 'chunk',
-            chunk: { envelopeId: env.id, seq, last: end >= bytes.byteLength, data: bytes.subarray(off, end), totalBytes: seq === 0 ? bytes.byteLength : 0 },
-          },
-        });
-        if (!ok && end < bytes.byteLength) await this.waitDrain();
+      for (let i = 0; i < frames.length; i++) {
+        const ok = this.writeFrame(frames[i]!);
+        frames[i] = EMPTY_FRAME;
+        if (!ok && i < frames.length - 1) await this.waitDrain();
         if (this.closed) throw new TransportError('UNAVAILABLE', `stream to '${this.peerId}' closed while sending`, { remote: this.peerId, method: env.method });
       }
-      this.owner.countBytes(bytes.byteLength, 0);
+      this.owner.countBytes(total, 0);
     });
     this.writeQueue = job.catch(() => undefined);
     return job;

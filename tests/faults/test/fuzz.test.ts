@@ -16,7 +16,7 @@ import type { Transport } from '@oiafed/transport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The fuzzer plays a hostile client that speaks the raw wire, so it uses the protocol's generated
 // codecs (the .proto is the source of truth) rather than anything of GrpcTransport's.
-import { Ack, Envelope, EnvelopeKind, Frame, NodeServiceService } from '../../../packages/transport/src/generated/oiafed/v1/node.js';
+import { Ack, Envelope, EnvelopeKind, Frame, NodeServiceService } from '@oiafed/transport/wire';
 import { summaryLine, tempDir } from './helpers.js';
 
 const MAX_MESSAGE_MB = 1;
