@@ -11,7 +11,7 @@
  * JSON (last stdout line): {"rows": [{transport, learners, client_fraction, overhead_s, first_round_s, trainer_rss_mb, learner_rss_mb}]}
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -168,7 +168,7 @@ async function runGrpc(n: number): Promise<Row> {
   const result = await launchLocal({
     trainerConfig: file,
     numClients: n,
-    nodeCommand: [process.execPath, '--conditions=@oiafed/source', '--import', 'tsx', join(root, 'apps/cli/src/main.ts')],
+    nodeCommand: nodeCommand(),
     runDir: join(dir, 'launch'),
     stdout,
     stderr: new Writable({ write: (_c, _e, cb) => cb() }),
@@ -232,4 +232,14 @@ if (json) {
   process.stdout.write(`${JSON.stringify({ machine, rows })}\n`);
 } else {
   process.stdout.write(`machine: ${machine}\n`);
+}
+
+/**
+ * The built CLI when `npm run build` has run (what users run: no TypeScript compilation per
+ * process, less memory per learner), else the sources through tsx.
+ */
+function nodeCommand(): string[] {
+  const built = join(root, 'apps/cli/dist/main.js');
+  if (existsSync(built) && !process.env.OIAFED_BENCH_FROM_SOURCE) return [process.execPath, built];
+  return [process.execPath, '--conditions=@oiafed/source', '--import', 'tsx', join(root, 'apps/cli/src/main.ts')];
 }
