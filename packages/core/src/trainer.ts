@@ -3,6 +3,7 @@
  * round asks of learners and how updates merge through the Aggregator they plug in.
  */
 import type { Aggregator, ClientUpdate, LearnerInstructions, RoundContext, TensorSpec } from '@oiafed/aggregators';
+import { setMaxListeners } from 'node:events';
 import { createRng } from '@oiafed/datasets';
 import type { ArrayDataset } from '@oiafed/datasets';
 import type { FedModel } from '@oiafed/models';
@@ -268,13 +269,20 @@ export class Trainer {
     const collected: CollectedUpdate[] = [];
     const failed: RoundRecord['failed'] = [];
     const deadline = Date.now() + settings.roundTimeoutS * 1000;
+    // One listener per in-flight call: a round's own signal, so hundreds of learners do not trip
+    // Node's MaxListeners warning on the caller's signal.
+    const roundAbort = new AbortController();
+    setMaxListeners(selected.length + 10, roundAbort.signal);
+    const forwardAbort = () => roundAbort.abort(this.options.signal?.reason);
+    if (this.options.signal?.aborted) forwardAbort();
+    this.options.signal?.addEventListener('abort', forwardAbort, { once: true });
 
     await Promise.all(
       selected.map(async (learner) => {
         try {
           const reply = await transport.call(learner, LearnerMethods.train, { body: request, tensors }, {
             timeoutMs: Math.max(1, deadline - Date.now()),
-            signal: this.options.signal,
+            signal: roundAbort.signal,
           });
           const item = this.decodeUpdate(learner, round, reply.body, reply.tensors);
           if (accumulator) {
@@ -297,6 +305,7 @@ export class Trainer {
       }),
     );
 
+    this.options.signal?.removeEventListener('abort', forwardAbort);
     if (this.options.signal?.aborted) return undefined;
     const aggregated = collected.length >= settings.minClients && collected.length > 0;
     if (aggregated) {
