@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { loadConfig, stringifyConfig, type NodeConfig } from '@oiafed/config';
 import { deriveLearnerConfig, learnerId, withPartitionCount } from './derive.js';
@@ -114,7 +114,10 @@ export async function launchLocal(options: LaunchOptions): Promise<LaunchResult>
   options.signal?.addEventListener('abort', forward, { once: true });
 
   const trainerProcess = startNode(trainerFile, trainer.node_id, true);
-  const learners = learnerFiles.map((file, index) => startNode(file, learnerId(index), false));
+  // Learners give up dialing after retry.max_attempts; a trainer that loads slowly (many processes
+  // starting on few cores) would outlast that budget, so learners start once it accepts connections.
+  const listening = await waitForPort(port, trainerProcess, options.signal);
+  const learners = listening ? learnerFiles.map((file, index) => startNode(file, learnerId(index), false)) : [];
   const exitCode = await exitOf(trainerProcess);
   const graceMs = options.learnerGraceMs ?? 10_000;
   const learnerExitCodes = await Promise.all(
@@ -127,6 +130,23 @@ export async function launchLocal(options: LaunchOptions): Promise<LaunchResult>
   );
   options.signal?.removeEventListener('abort', forward);
   return { exitCode: exitCode ?? 1, runDir, learnerExitCodes };
+}
+
+/** Resolves true once 127.0.0.1:port accepts a connection, false if the trainer exits or the signal aborts first. */
+async function waitForPort(port: number, trainer: ChildProcess, signal?: AbortSignal): Promise<boolean> {
+  while (trainer.exitCode === null && trainer.signalCode === null && !signal?.aborted) {
+    const open = await new Promise<boolean>((resolveOpen) => {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolveOpen(true);
+      });
+      socket.once('error', () => resolveOpen(false));
+    });
+    if (open) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
 }
 
 function exitOf(child: ChildProcess): Promise<number | null> {
