@@ -183,7 +183,7 @@ export const nodeConfigSchema: Readonly<Schema> = {
       },
     },
     retry: closed({
-      max_attempts: int(1, 5),
+      max_attempts: int(1, 10),
       backoff_strategy: enumOf(['constant', 'linear', 'exponential'], 'exponential'),
       initial_delay: { type: 'number', minimum: 0, default: 1, description: 'seconds' },
       max_delay: { type: 'number', minimum: 0, default: 30, description: 'seconds' },

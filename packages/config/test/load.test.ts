@@ -82,7 +82,7 @@ describe('defaults', () => {
       },
       aggregator: { type: 'fedavg', args: {} },
       datasets: [],
-      retry: { max_attempts: 5, backoff_strategy: 'exponential', initial_delay: 1, max_delay: 30, multiplier: 2 },
+      retry: { max_attempts: 10, backoff_strategy: 'exponential', initial_delay: 1, max_delay: 30, multiplier: 2 },
       heartbeat: { enabled: true, interval: 5, timeout: 15 },
       tracker: { backends: [{ type: 'console', level: 'info', log_dir: './logs', rotation: '100 MB', retention: 5 }] },
       metrics: { enabled: false, host: '0.0.0.0', port: 9090 },
