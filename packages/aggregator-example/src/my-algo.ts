@@ -1,8 +1,7 @@
-import { MeanAccumulator, StreamingAggregator } from '@oiafed/aggregators';
+import { StreamingAggregator, streamingMean } from '@oiafed/aggregators';
 import type {
   Accumulator,
   AggregatorState,
-  ClientUpdate,
   JsonSchemaObject,
   RoundContext,
   RoundPlan,
@@ -49,17 +48,12 @@ export class MyAlgo extends StreamingAggregator {
   }
 
   createAccumulator(ctx: RoundContext): Accumulator {
-    const mean = new MeanAccumulator(this.type, ctx, this.weighted);
-    return {
-      add: (u: ClientUpdate) => void mean.add(u),
-      finish: () => {
-        const avg = mean.finishMean();
-        const x = ctx.global;
-        const out = new Float32Array(x.length);
-        for (let i = 0; i < out.length; i++) out[i] = x[i] + this.serverLr * (avg[i] - x[i]);
-        return { weights: out, metrics: mean.metrics() };
-      },
-    };
+    return streamingMean(this.type, ctx, this.weighted, (avg, metrics) => {
+      const x = ctx.global;
+      const out = new Float32Array(x.length);
+      for (let i = 0; i < out.length; i++) out[i] = x[i] + this.serverLr * (avg[i] - x[i]);
+      return { weights: out, metrics };
+    });
   }
 
   getState(): AggregatorState {

@@ -25,7 +25,7 @@ export {
   squaredDistance,
   weightedMean,
 } from './vector.js';
-export { MeanAccumulator, StreamingAggregator } from './rules/common.js';
+export { MeanAccumulator, StreamingAggregator, streamingMean } from './rules/common.js';
 export { createFedBn, createFedProx, FedAvg, FedAvgM } from './rules/fedavg.js';
 export type { FedAvgArgs, FedAvgMArgs, FedProxArgs } from './rules/fedavg.js';
 export { FedOpt } from './rules/fedopt.js';

@@ -166,3 +166,21 @@ export abstract class StreamingAggregator implements Aggregator {
     return acc.finish();
   }
 }
+
+/**
+ * The accumulator of a server-optimiser rule (FedAvgM, FedAdam, a plugin's own): the (weighted)
+ * mean of the updates streams in, and `step` turns it into the new global weights once the round's
+ * updates have all arrived.
+ */
+export function streamingMean(
+  type: string,
+  ctx: RoundContext,
+  weighted: boolean,
+  step: (mean: Float64Array, metrics: Record<string, number>) => AggregateResult,
+): Accumulator {
+  const mean = new MeanAccumulator(type, ctx, weighted);
+  return {
+    add: (update: ClientUpdate) => void mean.add(update),
+    finish: () => step(mean.finishMean(), mean.metrics()),
+  };
+}

@@ -7,7 +7,7 @@ import type {
   RoundContext,
   RoundPlan,
 } from '../types.js';
-import { checkStateKeys, checkStateLength, MeanAccumulator, stateVector, StreamingAggregator } from './common.js';
+import { checkStateKeys, checkStateLength, MeanAccumulator, stateVector, StreamingAggregator, streamingMean } from './common.js';
 
 /** Args of `fedavg`. */
 export interface FedAvgArgs {
@@ -144,26 +144,21 @@ export class FedAvgM extends StreamingAggregator {
   }
 
   createAccumulator(ctx: RoundContext): Accumulator {
-    const mean = new MeanAccumulator(this.type, ctx, this.weighted);
-    return {
-      add: (u: ClientUpdate) => void mean.add(u),
-      finish: () => {
-        const m = mean.finishMean();
-        checkStateLength(this.type, 'velocity', this.velocity, m.length);
-        const v = this.velocity ?? new Float32Array(m.length);
-        const x = ctx.global;
-        const out = new Float32Array(m.length);
-        const beta = this.momentum;
-        const lr = this.serverLr;
-        for (let i = 0; i < m.length; i++) {
-          const vi = beta * v[i] + (x[i] - m[i]);
-          v[i] = vi;
-          out[i] = x[i] - lr * vi;
-        }
-        this.velocity = v;
-        return { weights: out, metrics: mean.metrics() };
-      },
-    };
+    return streamingMean(this.type, ctx, this.weighted, (m, metrics) => {
+      checkStateLength(this.type, 'velocity', this.velocity, m.length);
+      const v = this.velocity ?? new Float32Array(m.length);
+      const x = ctx.global;
+      const out = new Float32Array(m.length);
+      const beta = this.momentum;
+      const lr = this.serverLr;
+      for (let i = 0; i < m.length; i++) {
+        const vi = beta * v[i] + (x[i] - m[i]);
+        v[i] = vi;
+        out[i] = x[i] - lr * vi;
+      }
+      this.velocity = v;
+      return { weights: out, metrics };
+    });
   }
 
   getState(): AggregatorState {

@@ -1,11 +1,11 @@
-import type { Accumulator, AggregatorState, ClientUpdate, JsonSchemaObject, RoundContext, RoundPlan } from '../types.js';
+import type { Accumulator, AggregatorState, JsonSchemaObject, RoundContext, RoundPlan } from '../types.js';
 import {
   checkStateKeys,
   checkStateLength,
-  MeanAccumulator,
   stateNumber,
   stateVector,
   StreamingAggregator,
+  streamingMean,
 } from './common.js';
 
 /** Which second-moment rule of Reddi et al. 2021, Algorithm 2 to use. */
@@ -78,39 +78,34 @@ export class FedOpt extends StreamingAggregator {
   }
 
   createAccumulator(ctx: RoundContext): Accumulator {
-    const mean = new MeanAccumulator(this.type, ctx, this.weighted);
-    return {
-      add: (u: ClientUpdate) => void mean.add(u),
-      finish: () => {
-        const avg = mean.finishMean();
-        const n = avg.length;
-        checkStateLength(this.type, 'm', this.m, n);
-        checkStateLength(this.type, 'v', this.v, n);
-        const m = this.m ?? new Float32Array(n);
-        const v = this.v ?? new Float32Array(n).fill(this.tau * this.tau);
-        const x = ctx.global;
-        const out = new Float32Array(n);
-        const { beta1: b1, beta2: b2, tau, serverLr: lr } = this;
-        const variant = this.type;
-        for (let i = 0; i < n; i++) {
-          const d = avg[i] - x[i];
-          const mi = b1 * m[i] + (1 - b1) * d;
-          const d2 = d * d;
-          let vi = v[i];
-          if (variant === 'fedadam') vi = b2 * vi + (1 - b2) * d2;
-          else if (variant === 'fedyogi') vi = vi - (1 - b2) * d2 * Math.sign(vi - d2);
-          else vi = vi + d2;
-          m[i] = mi;
-          v[i] = vi;
-          // Reads back the float32-rounded moments so a restored checkpoint reproduces the step exactly.
-          out[i] = x[i] + (lr * m[i]) / (Math.sqrt(v[i]) + tau);
-        }
-        this.m = m;
-        this.v = v;
-        this.step++;
-        return { weights: out, metrics: { ...mean.metrics(), server_step: this.step } };
-      },
-    };
+    return streamingMean(this.type, ctx, this.weighted, (avg, metrics) => {
+      const n = avg.length;
+      checkStateLength(this.type, 'm', this.m, n);
+      checkStateLength(this.type, 'v', this.v, n);
+      const m = this.m ?? new Float32Array(n);
+      const v = this.v ?? new Float32Array(n).fill(this.tau * this.tau);
+      const x = ctx.global;
+      const out = new Float32Array(n);
+      const { beta1: b1, beta2: b2, tau, serverLr: lr } = this;
+      const variant = this.type;
+      for (let i = 0; i < n; i++) {
+        const d = avg[i] - x[i];
+        const mi = b1 * m[i] + (1 - b1) * d;
+        const d2 = d * d;
+        let vi = v[i];
+        if (variant === 'fedadam') vi = b2 * vi + (1 - b2) * d2;
+        else if (variant === 'fedyogi') vi = vi - (1 - b2) * d2 * Math.sign(vi - d2);
+        else vi = vi + d2;
+        m[i] = mi;
+        v[i] = vi;
+        // Reads back the float32-rounded moments so a restored checkpoint reproduces the step exactly.
+        out[i] = x[i] + (lr * m[i]) / (Math.sqrt(v[i]) + tau);
+      }
+      this.m = m;
+      this.v = v;
+      this.step++;
+      return { weights: out, metrics: { ...metrics, server_step: this.step } };
+    });
   }
 
   getState(): AggregatorState {
