@@ -76,18 +76,23 @@ function outSize(n: number, k: number, s: number, pad: 'same' | 'valid' | number
   return Math.floor((n + 2 * pad - k) / s) + 1;
 }
 
+/** Max abs difference from cpu of Conv2DBackpropFilter on every conv case, whichever formulation is active. */
+function filterGradDiffs(): number[] {
+  return convCases.map((c, i) => {
+    const ho = outSize(c.h, c.k, c.s, c.pad);
+    const wo = outSize(c.w, c.k, c.s, c.pad);
+    return compare(
+      'Conv2DBackpropFilter',
+      { x: { shape: [c.b, c.h, c.w, c.ci] }, dy: { shape: [c.b, ho, wo, c.co] } },
+      { strides: [c.s, c.s], pad: c.pad, dataFormat: 'NHWC', filterShape: [c.k, c.k, c.ci, c.co] },
+      i + 1,
+    );
+  });
+}
+
 describe('patched wasm convolution gradients', () => {
   it('Conv2DBackpropFilter matches cpu across strides, paddings, odd sizes and batch sizes', () => {
-    const diffs = convCases.map((c, i) => {
-      const ho = outSize(c.h, c.k, c.s, c.pad);
-      const wo = outSize(c.w, c.k, c.s, c.pad);
-      return compare(
-        'Conv2DBackpropFilter',
-        { x: { shape: [c.b, c.h, c.w, c.ci] }, dy: { shape: [c.b, ho, wo, c.co] } },
-        { strides: [c.s, c.s], pad: c.pad, dataFormat: 'NHWC', filterShape: [c.k, c.k, c.ci, c.co] },
-        i + 1,
-      );
-    });
+    const diffs = filterGradDiffs();
     report('Conv2DBackpropFilter', diffs);
     expect(Math.max(...diffs)).toBeLessThan(1e-4);
   });
@@ -99,16 +104,7 @@ describe('patched wasm convolution gradients', () => {
     // every case with a batch above one.
     gemmBlockFloats.value = 100;
     try {
-      const diffs = convCases.map((c, i) => {
-        const ho = outSize(c.h, c.k, c.s, c.pad);
-        const wo = outSize(c.w, c.k, c.s, c.pad);
-        return compare(
-          'Conv2DBackpropFilter',
-          { x: { shape: [c.b, c.h, c.w, c.ci] }, dy: { shape: [c.b, ho, wo, c.co] } },
-          { strides: [c.s, c.s], pad: c.pad, dataFormat: 'NHWC', filterShape: [c.k, c.k, c.ci, c.co] },
-          i + 1,
-        );
-      });
+      const diffs = filterGradDiffs();
       report('Conv2DBackpropFilter (gemm)', diffs);
       expect(Math.max(...diffs)).toBeLessThan(1e-4);
     } finally {
