@@ -21,3 +21,5 @@ export { MemoryHub, MemoryTransport } from './memory-transport.js';
 export type { GrpcTransportOptions } from './grpc-transport.js';
 export { GrpcTransport } from './grpc-transport.js';
 export type { TlsOptions } from './grpc-wire.js';
+export type { RateLimitedLogOptions } from './rate-limited-log.js';
+export { RateLimitedLog, sanitizeForLog } from './rate-limited-log.js';
