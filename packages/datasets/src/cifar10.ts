@@ -7,7 +7,7 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ArgReader, checksumFor, defaultCacheDir, resolveBaseUrl } from './args.js';
 import { createDataset } from './array-dataset.js';
-import { downloadFile } from './download.js';
+import { downloadFile, verifyFileChecksum } from './download.js';
 import { extractTarGz } from './tar.js';
 import { silentLogger, type ArrayDataset, type DatasetLoader, type LoadedSplits, type Logger } from './types.js';
 
@@ -85,9 +85,13 @@ async function findBatchDir(roots: string[]): Promise<string | undefined> {
 
 async function downloadAndExtract(dir: string, args: ArgReader, logger: Logger, signal?: AbortSignal): Promise<void> {
   const archive = join(dir, ARCHIVE);
-  if (!(await exists(archive))) {
+  const checksum = checksumFor(args, ARCHIVE, ARCHIVE_MD5);
+  if (await exists(archive)) {
+    // Placed by hand or left by another tool: trusted no more than a fresh download.
+    await verifyFileChecksum(archive, checksum);
+  } else {
     const url = resolveBaseUrl('cifar10', args, DEFAULT_BASE_URL) + ARCHIVE;
-    await downloadFile(url, archive, { ...checksumFor(args, ARCHIVE, ARCHIVE_MD5), logger, signal, retries: args.int('retries', 2) });
+    await downloadFile(url, archive, { ...checksum, logger, signal, retries: args.int('retries', 2) });
   }
   const wanted = new Set([...TRAIN_FILES, ...TEST_FILES, 'batches.meta.txt']);
   const written = await extractTarGz(archive, dir, {

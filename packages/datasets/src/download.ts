@@ -3,6 +3,7 @@
  * beside the destination, are checked (length, md5/sha256), synced and only then renamed.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -55,6 +56,37 @@ export class ChecksumMismatchError extends Error {
     super(`download ${url}: ${algorithm} mismatch, expected ${expected}, got ${actual}; the partial file was deleted`);
     this.name = 'ChecksumMismatchError';
   }
+}
+
+/** A file already on disk did not match the checksum it must have. */
+export class FileChecksumError extends Error {
+  constructor(
+    readonly path: string,
+    readonly algorithm: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(
+      `${path}: ${algorithm} mismatch, expected ${expected}, got ${actual}; ` +
+        'the file is corrupt or not the one expected: delete it to download it again (or set checksums: false to trust it)',
+    );
+    this.name = 'FileChecksumError';
+  }
+}
+
+/**
+ * Checks a file already on disk against the md5/sha256 a download of it would have to match
+ * (a pre-placed or left-over archive gets the same check as a fresh download).
+ */
+export async function verifyFileChecksum(path: string, expected: { md5?: string; sha256?: string }): Promise<void> {
+  const wanted = (['md5', 'sha256'] as const).filter((a) => expected[a]);
+  if (wanted.length === 0) return;
+  const hashes = wanted.map((a) => createHash(a));
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) for (const h of hashes) h.update(chunk);
+  wanted.forEach((algorithm, i) => {
+    const actual = hashes[i]!.digest('hex');
+    if (actual !== expected[algorithm]!.toLowerCase()) throw new FileChecksumError(path, algorithm, expected[algorithm]!, actual);
+  });
 }
 
 const MAX_REDIRECTS = 5;

@@ -20,7 +20,7 @@ export type { Rng } from './rng.js';
 export { labelHistogram, partitionIndices } from './partition.js';
 export type { PartitionOptions } from './partition.js';
 export { renderPartitionStats } from './partition-stats.js';
-export { ChecksumMismatchError, DownloadHttpError, downloadFile } from './download.js';
+export { ChecksumMismatchError, DownloadHttpError, FileChecksumError, downloadFile, verifyFileChecksum } from './download.js';
 export type { DownloadOptions } from './download.js';
 export { extractTarGz } from './tar.js';
 export type { ExtractOptions } from './tar.js';

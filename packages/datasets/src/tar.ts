@@ -3,10 +3,10 @@
  * records; regular files only. Enough for cifar-10-binary.tar.gz without a dependency.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, realpath, rename, unlink, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { createGunzip } from 'node:zlib';
 
 const BLOCK = 512;
@@ -66,17 +66,53 @@ function paxPath(data: Buffer): string | undefined {
   return undefined;
 }
 
+/** Whether `path` is `root` itself or below it (both absolute and normalised). */
+function isInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel === '' || (!isAbsolute(rel) && rel !== '..' && !rel.startsWith(`..${sep}`));
+}
+
+/** Shows an archive name in messages: printable ASCII only, at most 80 characters. */
+function showName(name: string): string {
+  const clean = name.replace(/[^\x20-\x7e]/g, '?');
+  return JSON.stringify(clean.length > 80 ? `${clean.slice(0, 77)}...` : clean);
+}
+
+/**
+ * The absolute path an entry goes to, refused when it would land outside `destDir`: a `../`
+ * or absolute output path, or a directory inside `destDir` that is a symlink leading out.
+ * Checked here rather than trusted to `select`, so every caller of the helper is contained.
+ */
+async function containedTarget(archive: string, destDir: string, entry: string, out: string): Promise<string> {
+  const refuse = (why: string): Error =>
+    new Error(`tar ${archive}: entry ${showName(entry)} refused: ${why}; nothing is written outside ${destDir}`);
+  if (out.includes('\0')) throw refuse('its output path holds a NUL byte');
+  const root = resolve(destDir);
+  const target = resolve(root, out);
+  if (isAbsolute(out) || !isInside(root, target) || target === root) {
+    throw refuse(`its output path ${showName(out)} leaves the destination`);
+  }
+  await mkdir(dirname(target), { recursive: true });
+  const [realRoot, realParent] = await Promise.all([realpath(root), realpath(dirname(target))]);
+  if (!isInside(realRoot, realParent)) throw refuse(`${dirname(target)} leads through a symlink to ${realParent}`);
+  return target;
+}
+
 /** Options of {@link extractTarGz}. */
 export interface ExtractOptions {
-  /** Maps an archive path to an output path relative to the destination, or null to skip it. */
+  /**
+   * Maps an archive path to an output path relative to the destination, or null to skip it.
+   * An output path that leaves the destination (`../`, absolute, through a symlink) is refused.
+   */
   select: (name: string) => string | null;
   signal?: AbortSignal;
 }
 
 /**
  * Extracts the selected regular files of a .tar.gz (or plain .tar) into `destDir`. Each file is
- * written to a temp name and renamed, so an interrupted extraction leaves no half file.
- * Returns the output paths written.
+ * written to a temp name and renamed, so an interrupted extraction leaves no half file. Links and
+ * other special entries are never created, and an entry whose output path would leave `destDir`
+ * stops the extraction with an error. Returns the output paths written.
  */
 export async function extractTarGz(archive: string, destDir: string, options: ExtractOptions): Promise<string[]> {
   const head = await readHead(archive);
@@ -115,8 +151,7 @@ export async function extractTarGz(archive: string, destDir: string, options: Ex
     if (h.type !== '0' && h.type !== '\0' && h.type !== '7') return;
     const out = options.select(name);
     if (out === null) return;
-    const target = join(destDir, out);
-    await mkdir(dirname(target), { recursive: true });
+    const target = await containedTarget(archive, destDir, name, out);
     const tmp = `${target}.${randomBytes(6).toString('hex')}.part`;
     try {
       await writeFile(tmp, data);

@@ -57,8 +57,21 @@ export async function writeCifarFiles(dir: string, perBatch: number, nTest: numb
 
 /** A minimal ustar archive of the given files (for the tar reader and CIFAR download). */
 export function makeTar(files: Record<string, Buffer>): Buffer {
+  return makeTarEntries(Object.entries(files).map(([name, data]) => ({ name, data })));
+}
+
+/** One entry of {@link makeTarEntries}: type '0' file (default), '2' symlink, '5' directory. */
+export interface TarEntry {
+  name: string;
+  data?: Buffer;
+  type?: '0' | '2' | '5';
+  linkname?: string;
+}
+
+/** A minimal ustar archive of any entries, links included (for hostile-archive tests). */
+export function makeTarEntries(entries: TarEntry[]): Buffer {
   const blocks: Buffer[] = [];
-  for (const [name, data] of Object.entries(files)) {
+  for (const { name, data = Buffer.alloc(0), type = '0', linkname } of entries) {
     const h = Buffer.alloc(512);
     h.write(name, 0, 100, 'utf8');
     h.write('0000644\0', 100);
@@ -67,7 +80,8 @@ export function makeTar(files: Record<string, Buffer>): Buffer {
     h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
     h.write('00000000000\0', 136);
     h.write('        ', 148);
-    h.write('0', 156);
+    h.write(type, 156);
+    if (linkname) h.write(linkname, 157, 100, 'utf8');
     h.write('ustar\0', 257);
     h.write('00', 263);
     let sum = 0;
