@@ -1,8 +1,10 @@
 export { loadConfig, resolveConfig } from './load.js';
 export type { LoadConfigOptions, ResolveConfigOptions } from './load.js';
-export { ConfigError, formatIssue } from './errors.js';
+export { ConfigError, closestKey, formatIssue } from './errors.js';
 export type { ConfigIssue } from './errors.js';
 export { stringifyConfig } from './stringify.js';
+export { OVERRIDE_SOURCE, applyOverrides, parseOverride } from './overrides.js';
+export type { ConfigOverride } from './overrides.js';
 export { parsePeerAddress } from './peer-address.js';
 export { nodeConfigSchema } from './schema.js';
 export type {

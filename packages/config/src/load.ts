@@ -4,6 +4,8 @@ import { ConfigError, showValue } from './errors.js';
 import type { ConfigIssue } from './errors.js';
 import { expandString, interpolateTree, normaliseCallbacks } from './interpolate.js';
 import type { Env } from './interpolate.js';
+import { applyOverrides } from './overrides.js';
+import type { ConfigOverride } from './overrides.js';
 import { applyExtends, inlineLayer, isPlainObject, joinPath, readYamlFile, showPath } from './sources.js';
 import type { ExpandString, Layer } from './sources.js';
 import type { NodeConfig } from './types.js';
@@ -13,6 +15,11 @@ import { schemaExpectsString, validateTree } from './validate.js';
 export interface LoadConfigOptions {
   /** Variables for `${VAR}` interpolation; defaults to `process.env`. */
   env?: Record<string, string | undefined>;
+  /**
+   * `key.path=value` overrides (the CLI's `--set`), applied after `extend` and interpolation and
+   * before validation; errors about them name `--set`. See {@link parseOverride}.
+   */
+  overrides?: ReadonlyArray<ConfigOverride | string>;
 }
 
 /** Options of {@link resolveConfig}. */
@@ -28,10 +35,11 @@ function expanderFor(env: Env): ExpandString {
     }).text;
 }
 
-function finish(layer: Layer, env: Env): NodeConfig {
+function finish(layer: Layer, env: Env, overrides: LoadConfigOptions['overrides'] = []): NodeConfig {
   const issues: ConfigIssue[] = [];
   const tree = interpolateTree(layer.value, env, layer.meta, layer.file, issues, schemaExpectsString);
   if (issues.length > 0) throw new ConfigError(issues);
+  applyOverrides(tree, overrides, layer.meta);
   normaliseCallbacks(tree, layer.meta, layer.file, issues);
   validateTree(tree, layer.meta, layer.file, issues);
   if (issues.length > 0) throw new ConfigError(issues);
@@ -48,7 +56,7 @@ export function loadConfig(file: string, options: LoadConfigOptions = {}): NodeC
   const abs = resolve(file);
   const layer = readYamlFile(abs, file);
   const real = realpathSync(abs);
-  return finish(applyExtends(layer, dirname(real), [{ abs: real, display: file }], expanderFor(env)), env);
+  return finish(applyExtends(layer, dirname(real), [{ abs: real, display: file }], expanderFor(env)), env, options.overrides);
 }
 
 function clonePlain(value: unknown, path: string, file: string): unknown {
@@ -88,5 +96,5 @@ export function resolveConfig(raw: unknown, options: ResolveConfigOptions = {}):
     }
   }
   const baseDir = named ? dirname(abs) : abs;
-  return finish(applyExtends(inlineLayer(tree, file), baseDir, chain, expanderFor(env)), env);
+  return finish(applyExtends(inlineLayer(tree, file), baseDir, chain, expanderFor(env)), env, options.overrides);
 }
