@@ -120,6 +120,11 @@ export const nodeConfigSchema: Readonly<Schema> = {
         round_timeout: seconds(600, 'Time limit of one round'),
         registration_timeout: seconds(300, 'Time to wait for learners to register'),
         min_available_clients: int(1, undefined, 'Learners to wait for before round 1 (default: min_clients).'),
+        update_norm_clip: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          description: "Caps the L2 norm of each learner's update delta (update - global) before aggregation; off when absent.",
+        },
       }),
     }),
     learner: closed({

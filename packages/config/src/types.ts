@@ -63,6 +63,8 @@ export interface TrainerArgs {
   registration_timeout: number;
   /** Learners to wait for before round 1; core falls back to `min_clients`. */
   min_available_clients?: number;
+  /** Caps the L2 norm of each update's delta (update - global); off when absent. */
+  update_norm_clip?: number;
 }
 
 /** `trainer`. */
