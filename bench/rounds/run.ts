@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { resolveConfig } from '@oiafed/config';
 import { launchLocal, runSerial, type RoundRecord } from '@oiafed/core';
+import { sourceNodeFlags } from '../../tests/source-node.js';
 
 const argv = process.argv.slice(2);
 const json = argv.includes('--json');
@@ -132,7 +133,7 @@ async function memoryChild(n: number): Promise<void> {
 }
 
 async function runMemory(n: number): Promise<Row> {
-  const child = spawn(process.execPath, ['--conditions=@oiafed/source', '--import', 'tsx', join(root, 'bench/rounds/run.ts'), '--child-memory', String(n)], {
+  const child = spawn(process.execPath, [...sourceNodeFlags(), join(root, 'bench/rounds/run.ts'), '--child-memory', String(n)], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -241,5 +242,5 @@ if (json) {
 function nodeCommand(): string[] {
   const built = join(root, 'apps/cli/dist/main.js');
   if (existsSync(built) && !process.env.OIAFED_BENCH_FROM_SOURCE) return [process.execPath, built];
-  return [process.execPath, '--conditions=@oiafed/source', '--import', 'tsx', join(root, 'apps/cli/src/main.ts')];
+  return [process.execPath, ...sourceNodeFlags(), join(root, 'apps/cli/src/main.ts')];
 }

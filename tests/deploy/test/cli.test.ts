@@ -8,18 +8,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { sourceNodeFlags } from '../../source-node.js';
 import { composeFile, configMountSource } from './compose.js';
 import { repoRoot } from './helpers.js';
 import { downwardEnv, k8s } from './k8s.js';
 
-const tsx = join(repoRoot, 'node_modules/.bin/tsx');
 const cli = join(repoRoot, 'apps/cli/src/main.ts');
 const tmp = mkdtempSync(join(tmpdir(), 'oiafed-deploy-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function oiafed(args: string[], env: Record<string, string>): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(tsx, ['--conditions=@oiafed/source', cli, ...args], { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 50_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...sourceNodeFlags(), cli, ...args], { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 50_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out: `${stdout}${stderr}` });
     });
   });

@@ -3,18 +3,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sourceNodeFlags } from '../../source-node.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** Starts the CLI from source (tsx + the @oiafed/source condition): no build step needed. */
 export function cliArgv(): string[] {
-  return [
-    process.execPath,
-    '--conditions=@oiafed/source',
-    '--import',
-    'tsx',
-    join(repoRoot, 'apps/cli/src/main.ts'),
-  ];
+  return [process.execPath, ...sourceNodeFlags(), join(repoRoot, 'apps/cli/src/main.ts')];
 }
 
 export interface CliResult {

@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { sourceNodeFlags } from '../../source-node.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** node + tsx + the source condition: the CLI runs from source, no build step needed. */
 export function cliCommand(): [string, string[]] {
-  return [process.execPath, ['--conditions=@oiafed/source', '--import', 'tsx', join(repoRoot, 'apps/cli/src/main.ts')]];
+  return [process.execPath, [...sourceNodeFlags(), join(repoRoot, 'apps/cli/src/main.ts')]];
 }
 
 export function tempDir(prefix: string): string {

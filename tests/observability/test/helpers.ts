@@ -8,6 +8,7 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sourceNodeFlags } from '../../source-node.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -15,7 +16,7 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   return spawn(
     process.execPath,
-    ['--conditions=@oiafed/source', '--import', 'tsx', join(repoRoot, 'apps/cli/src/main.ts'), ...args],
+    [...sourceNodeFlags(), join(repoRoot, 'apps/cli/src/main.ts'), ...args],
     { cwd: repoRoot, env: { ...process.env, OIAFED_BACKEND: 'cpu', OIAFED_LOG_FORMAT: 'text', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
 }
