@@ -285,9 +285,18 @@ export function decodeUpdateWeights(
       }
       const values = t.data as Float32Array;
       const index = idx.data as Int32Array;
+      // Indices must be strictly ascending (what topKIndices sends): a repeated index would add
+      // several values to one weight, an unsorted list hides repeats.
+      let previous = -1;
       for (let j = 0; j < k; j++) {
         const i = index[j]!;
         if (!(i >= 0 && i < spec.size)) throw new PayloadMismatchError(`${spec.name}: top-k index ${i} outside [0, ${spec.size})`);
+        if (i <= previous) {
+          throw new PayloadMismatchError(
+            `${spec.name}: top-k index ${i} at position ${j} ${i === previous ? 'repeats' : 'is below'} the previous ${previous} (indices must be strictly ascending)`,
+          );
+        }
+        previous = i;
         dst[i] = dst[i]! + values[j]!;
       }
     } else {

@@ -142,6 +142,25 @@ describe('compressUpdate / decodeUpdateWeights', () => {
     expect(() => decodeUpdateWeights(inf, layout, global)).toThrow(/non-finite value Infinity/);
   });
 
+  it('rejects top-k updates with repeated or unsorted indices (three 1e38 values on one index)', () => {
+    const t = compressUpdate(local, global, layout, { type: 'topk', topk_ratio: 0.25 });
+    const withIndex = (index: Int32Array, values: Float32Array) =>
+      t.map((x) =>
+        x.name === 'delta_index/dense/kernel'
+          ? { ...x, shape: [index.length], data: index }
+          : x.name === 'delta/dense/kernel'
+            ? { ...x, shape: [values.length], data: values }
+            : x,
+      );
+    const repeated = withIndex(Int32Array.of(3, 3, 3), Float32Array.of(1e38, 1e38, 1e38));
+    expect(() => decodeUpdateWeights(repeated, layout, global)).toThrow(PayloadMismatchError);
+    expect(() => decodeUpdateWeights(repeated, layout, global)).toThrow(/dense\/kernel: top-k index 3 at position 1 repeats the previous 3/);
+    const unsorted = withIndex(Int32Array.of(4, 1), Float32Array.of(0.5, 0.5));
+    expect(() => decodeUpdateWeights(unsorted, layout, global)).toThrow(/top-k index 1 at position 1 is below the previous 4 \(indices must be strictly ascending\)/);
+    // What the encoder sends (ascending, distinct) still decodes.
+    expect(decodeUpdateWeights(withIndex(Int32Array.of(1, 4), Float32Array.of(0.5, 0.5)), layout, global)[4]).toBeCloseTo(global[4]! + 0.5);
+  });
+
   it('topKIndices handles ties and k >= n', () => {
     expect([...topKIndices(Float32Array.from([1, -1, 1, 0.5]), 2)]).toEqual([0, 1]);
     expect([...topKIndices(Float32Array.from([3, 1]), 5)]).toEqual([0, 1]);
