@@ -20,6 +20,9 @@ export function formatIssue(issue: ConfigIssue): string {
   return issue.path === '' ? `${issue.file}: ${issue.message}` : `${issue.file}: ${issue.path}: ${issue.message}`;
 }
 
+/** Issues a {@link ConfigError} message lists; the rest are counted. */
+const MAX_LISTED = 20;
+
 /**
  * Thrown for any invalid config: YAML syntax, `extend` problems, missing variables, schema
  * violations. `message` holds one line per issue, so a CLI can print it without a stack trace.
@@ -29,13 +32,29 @@ export class ConfigError extends Error {
   readonly issues: ConfigIssue[];
 
   constructor(issues: ConfigIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
+    // The full list stays in `issues`; the message stops at MAX_LISTED so a garbage file cannot flood a terminal.
+    const listed = issues.slice(0, MAX_LISTED).map(formatIssue);
+    if (issues.length > MAX_LISTED) listed.push(`... and ${issues.length - MAX_LISTED} more problems`);
+    super(listed.join('\n'));
     this.name = 'ConfigError';
     this.issues = issues;
   }
 }
 
-/** Shows a value the way it would be written in YAML/JSON, shortened for one-line messages. */
+/** Longest stretch of file content any message quotes. */
+export const MAX_QUOTED = 40;
+
+/**
+ * Makes text safe to quote in a message: printable ASCII only (anything else becomes `?`), at
+ * most {@link MAX_QUOTED} characters. Messages may quote what a file holds, and `extend` can name
+ * any file (`/proc/self/environ`): only a short, harmless prefix of it may reach a terminal or log.
+ */
+export function sanitizeQuoted(text: string, max = MAX_QUOTED): string {
+  const clean = text.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
+}
+
+/** Shows a value the way it would be written in YAML/JSON, sanitized and shortened for one-line messages. */
 export function showValue(value: unknown): string {
   let text: string;
   if (value === undefined) text = 'nothing';
@@ -46,7 +65,7 @@ export function showValue(value: unknown): string {
       text = String(value);
     }
   }
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  return sanitizeQuoted(text);
 }
 
 /** The allowed key closest to `key`, if it is close enough to be a likely typo. */

@@ -7,16 +7,35 @@ import type { NodeInfo } from './sources.js';
 export type Env = Record<string, string | undefined>;
 
 const REF_BODY = /^([A-Za-z_][A-Za-z0-9_]*)(?::([\s\S]*))?$/;
+/** How deep defaults may nest (`${A:${B:${C}}}` is two levels); deeper is a config error. */
+const MAX_NESTING = 4;
+
+/** Index of the `}` that closes the `${` opened just before `from`, counting nested `${`; -1 if none. */
+function closingBrace(text: string, from: number): number {
+  let depth = 1;
+  for (let i = from; i < text.length; i++) {
+    if (text.startsWith('$${', i)) {
+      depth++;
+      i += 2;
+    } else if (text.startsWith('${', i)) {
+      depth++;
+      i += 1;
+    } else if (text[i] === '}' && --depth === 0) return i;
+  }
+  return -1;
+}
 
 /**
  * Expands `${VAR}` and `${VAR:default}` in one string (`$${` writes a literal `${`). The default
- * applies when VAR is unset or empty. Returns the text and whether the whole string was one
- * reference (then the caller may re-read it as a YAML scalar).
+ * applies when VAR is unset or empty, and may itself hold references (`${A:${B:x}}`), expanded
+ * only when it is used. Returns the text and whether the whole string was one reference (then
+ * the caller may re-read it as a YAML scalar).
  */
 export function expandString(
   text: string,
   env: Env,
   report: (message: string) => void,
+  depth = 0,
 ): { text: string; whole: boolean } {
   let out = '';
   let refs = 0;
@@ -32,31 +51,47 @@ export function expandString(
       out += text[i++];
       continue;
     }
-    const end = text.indexOf('}', i + 2);
+    const end = closingBrace(text, i + 2);
     if (end < 0) {
       report(`unclosed "\${" (write "$\${" for a literal "\${")`);
       return { text, whole: false };
     }
-    const body = text.slice(i + 2, end);
-    const match = REF_BODY.exec(body);
-    if (!match) {
-      report(`malformed variable reference "\${${body}}" (expected \${NAME} or \${NAME:default}; write "$\${" for a literal "\${")`);
-      return { text, whole: false };
-    }
-    const [, name, fallback] = match;
-    const value = env[name];
-    let replacement: string;
-    if ((value === undefined || value === '') && fallback !== undefined) replacement = fallback;
-    else if (value === undefined) {
-      report(`environment variable ${name} is not set and \${${name}} has no default (write \${${name}:default} to give one)`);
-      return { text, whole: false };
-    } else replacement = value;
+    const replacement = resolveReference(text.slice(i + 2, end), env, report, depth);
+    if (replacement === undefined) return { text, whole: false };
     whole = i === 0 && end === text.length - 1;
     out += replacement;
     refs++;
     i = end + 1;
   }
   return { text: out, whole: whole && refs === 1 };
+}
+
+/** The value of one `${body}`: the variable, else its default (expanded in turn); undefined after a report. */
+function resolveReference(body: string, env: Env, report: (message: string) => void, depth: number): string | undefined {
+  const match = REF_BODY.exec(body);
+  if (!match) {
+    report(`malformed variable reference "\${${body}}" (expected \${NAME} or \${NAME:default}; write "$\${" for a literal "\${")`);
+    return undefined;
+  }
+  const [, name, fallback] = match;
+  const value = env[name];
+  if (value !== undefined && value !== '') return value;
+  if (fallback === undefined) {
+    if (value === '') return value;
+    report(`environment variable ${name} is not set and \${${name}} has no default (write \${${name}:default} to give one)`);
+    return undefined;
+  }
+  if (!fallback.includes('${')) return fallback;
+  if (depth + 1 > MAX_NESTING) {
+    report(`the default of \${${name}:...} nests references more than ${MAX_NESTING} levels deep`);
+    return undefined;
+  }
+  let failed = false;
+  const expanded = expandString(fallback, env, (message) => {
+    failed = true;
+    report(`in the default of \${${name}:...}: ${message}`);
+  }, depth + 1).text;
+  return failed ? undefined : expanded;
 }
 
 /** Reads substituted text as a YAML scalar: numbers, booleans and null change type, all else stays text. */

@@ -1,8 +1,8 @@
-import { readFileSync, realpathSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Node as YamlNode } from 'yaml';
-import { ConfigError, showValue } from './errors.js';
+import { ConfigError, sanitizeQuoted, showValue } from './errors.js';
 import type { ConfigIssue } from './errors.js';
 
 /** Where one value of the merged config came from. */
@@ -50,17 +50,46 @@ export function deepMerge(base: unknown, over: unknown): unknown {
   return out;
 }
 
-/** Reads one YAML file into a tree with per-path positions. Throws ConfigError on syntax errors. */
-export function readYamlFile(absPath: string, display: string, readIssue?: ConfigIssue): Layer {
-  let text: string;
+/** Config files are small; anything bigger is not one (and `extend: /dev/zero` must not eat memory). */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/** YAML syntax errors listed per file; garbage yields thousands, each quoting a piece of it. */
+const MAX_SYNTAX_ERRORS = 5;
+
+/** Reads a config file's text, or says in a few words why it is not a readable config file. */
+function readConfigText(absPath: string): { text: string } | { why: string } {
+  let fd: number | undefined;
   try {
-    text = readFileSync(absPath, 'utf8');
+    // stat before open: opening a FIFO would block until someone writes to it.
+    if (!statSync(absPath).isFile()) return { why: statSync(absPath).isDirectory() ? 'is a directory' : 'not a regular file' };
+    fd = openSync(absPath, 'r');
+    if (!fstatSync(fd).isFile()) return { why: 'not a regular file' };
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let size = 0;
+    for (let n = 1; n > 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, null);
+    if (size > MAX_CONFIG_BYTES) return { why: `larger than ${MAX_CONFIG_BYTES / (1024 * 1024)} MB, not a config file` };
+    // Binary content (NUL bytes, e.g. /proc/self/environ) is reported without quoting any of it.
+    if (buf.subarray(0, size).includes(0)) return { why: 'holds binary data (NUL bytes), not YAML text' };
+    return { text: buf.toString('utf8', 0, size) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
-    throw new ConfigError([readIssue ?? { file: display, path: '', message: `cannot read config: ${why}` }]);
+    return { why: code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : `cannot read (${code ?? 'error'})` };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
-  return parseYamlText(text, display);
+}
+
+/** Reads one YAML file into a tree with per-path positions. Throws ConfigError on syntax errors. */
+export function readYamlFile(absPath: string, display: string, readIssue?: ConfigIssue): Layer {
+  const read = readConfigText(absPath);
+  if ('why' in read) throw new ConfigError([readIssue ?? { file: display, path: '', message: `cannot read config: ${read.why}` }]);
+  return parseYamlText(read.text, display);
+}
+
+/** A YAML parser message with every quoted piece of the file cut to a short, sanitized prefix. */
+function yamlMessage(message: string): string {
+  const first = message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+  const quoted = first.replace(/"((?:[^"\\]|\\.)*)"/g, (_all, inner: string) => `"${sanitizeQuoted(inner)}"`);
+  return sanitizeQuoted(quoted, 160);
 }
 
 /** Parses YAML text into a tree with per-path positions. Throws ConfigError on syntax errors. */
@@ -68,21 +97,22 @@ export function parseYamlText(text: string, display: string): Layer {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => ({
-        file: display,
-        path: '',
-        message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, ''),
-        line: e.linePos?.[0].line ?? 1,
-        col: e.linePos?.[0].col ?? 1,
-      })),
-    );
+    const issues: ConfigIssue[] = doc.errors.slice(0, MAX_SYNTAX_ERRORS).map((e) => ({
+      file: display,
+      path: '',
+      message: yamlMessage(e.message),
+      line: e.linePos?.[0].line ?? 1,
+      col: e.linePos?.[0].col ?? 1,
+    }));
+    const more = doc.errors.length - issues.length;
+    if (more > 0) issues.push({ file: display, path: '', message: `... and ${more} more YAML syntax errors` });
+    throw new ConfigError(issues);
   }
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: 1000 });
   } catch (err) {
-    throw new ConfigError([{ file: display, path: '', message: (err as Error).message }]);
+    throw new ConfigError([{ file: display, path: '', message: yamlMessage((err as Error).message) }]);
   }
   if (value === null || value === undefined) value = {};
   if (!isPlainObject(value)) {
