@@ -13,3 +13,5 @@ export { renderReport } from './report.js';
 export type { ReportOptions } from './report.js';
 export { createProgress } from './progress.js';
 export type { Progress, ProgressOptions } from './progress.js';
+export { colorEnabled, writeAboveLiveLine } from './terminal.js';
+export type { TerminalStream } from './terminal.js';

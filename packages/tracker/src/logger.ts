@@ -4,8 +4,9 @@
  * run many nodes in one process without their files or levels mixing.
  */
 import winston from 'winston';
-import { RotatingFileTransport } from './rotating-file.js';
+import { RotatingFileTransport, TransportBase } from './rotating-file.js';
 import { parseSize } from './size.js';
+import { colorEnabled, writeAboveLiveLine, type TerminalStream } from './terminal.js';
 
 type Transport = winston.transport;
 
@@ -49,6 +50,8 @@ export interface CreateLoggerOptions {
     json?: boolean;
     /** Default `process.stderr`, so stdout stays free for the trainer's round lines. */
     stream?: NodeJS.WritableStream;
+    /** Colored levels in human lines; default {@link colorEnabled}: a TTY, unless NO_COLOR is set. */
+    color?: boolean;
   };
 }
 
@@ -104,15 +107,10 @@ export function createLogger(options: CreateLoggerOptions): Logger {
   if (consoleLevel !== undefined) {
     const stream = options.console?.stream ?? process.stderr;
     consoleStream = stream;
-    const tty = (stream as { isTTY?: boolean }).isTTY === true;
+    const tty = (stream as TerminalStream).isTTY === true;
     const json = options.console?.json ?? !tty;
-    transports.push(
-      new winston.transports.Stream({
-        stream,
-        level: consoleLevel,
-        format: json ? jsonFormat(nodeId) : humanFormat(nodeId, tty),
-      }),
-    );
+    const color = options.console?.color ?? colorEnabled(stream);
+    transports.push(new ConsoleTransport(stream, consoleLevel, json ? jsonFormat(nodeId) : humanFormat(nodeId, color)));
   }
   const maxLevel = Math.max(...transports.map((t) => LEVELS[(t.level ?? 'info') as LogLevel] ?? 0));
   const root = winston.createLogger({ levels: { ...LEVELS }, level: 'debug', transports, exitOnError: false });
@@ -135,6 +133,23 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     flush,
   });
   return make({});
+}
+
+/** Console lines that step around a progress bar on the same terminal instead of splitting it. */
+class ConsoleTransport extends TransportBase {
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    level: LogLevel,
+    format: winston.Logform.Format,
+  ) {
+    super({ level, format });
+  }
+
+  override log(info: Record<string | symbol, unknown>, next: () => void): void {
+    writeAboveLiveLine(this.stream, `${String(info[MESSAGE])}\n`);
+    this.emit('logged', info);
+    next();
+  }
 }
 
 /** A logger that drops everything; the default wherever a logger is optional. */

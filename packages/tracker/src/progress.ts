@@ -1,7 +1,10 @@
 /**
  * Progress of long steps (dataset download, local epochs): a bar redrawn in place on a
  * terminal, and a few plain lines in logs and CI, where carriage returns turn into noise.
+ * A bar on screen is the terminal's live line: log lines written meanwhile clear it and redraw
+ * it (see writeAboveLiveLine), so a log line never lands in the middle of a bar.
  */
+import { claimLiveLine, colorEnabled, releaseLiveLine, type LiveLine, type TerminalStream } from './terminal.js';
 
 /** A progress display; `start` may be called again for the next task. */
 export interface Progress {
@@ -16,9 +19,14 @@ export interface Progress {
 /** Options of {@link createProgress}. */
 export interface ProgressOptions {
   /** Default `process.stderr`. A stream with `isTTY` gets the redrawn bar. */
-  stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stream?: TerminalStream;
   /** Label used when `start` gets an empty one. */
   label?: string;
+  /**
+   * Whether the bar may erase with an ANSI code; default {@link colorEnabled} (no under NO_COLOR).
+   * Without it the bar overwrites its old text with spaces.
+   */
+  ansi?: boolean;
 }
 
 /** Plain mode prints at each 10% step, and at least every this many ms when ticks are slow to reach one. */
@@ -30,6 +38,10 @@ const TTY_INTERVAL_MS = 100;
 export function createProgress(options: ProgressOptions = {}): Progress {
   const stream = options.stream ?? process.stderr;
   const tty = stream.isTTY === true;
+  const ansi = options.ansi ?? colorEnabled(stream);
+  /** The bar as last drawn, and how many columns of it are on screen now. */
+  let lastLine = '';
+  let shown = 0;
   let label = options.label ?? '';
   let total = 0;
   let count = 0;
@@ -58,12 +70,32 @@ export function createProgress(options: ProgressOptions = {}): Progress {
       bar = ` [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}]`;
     }
     const line = `${label}${bar}${tail}`.slice(0, width - 1);
-    stream.write(`\r${line}\x1b[K${final ? '\n' : ''}`);
+    const erase = ansi ? '\x1b[K' : ' '.repeat(Math.max(0, shown - line.length));
+    stream.write(`\r${line}${erase}${final ? '\n' : ''}`);
+    lastLine = line;
+    shown = final ? 0 : line.length;
+    if (final) releaseLiveLine(live);
+    else claimLiveLine(live);
+  };
+
+  const live: LiveLine = {
+    stream,
+    clear(): void {
+      stream.write(ansi ? '\r\x1b[K' : `\r${' '.repeat(shown)}\r`);
+      shown = 0;
+    },
+    redraw(): void {
+      stream.write(`\r${lastLine}`);
+      shown = lastLine.length;
+    },
   };
 
   return {
     start(n: number, newLabel: string): void {
-      if (active && tty) stream.write('\n');
+      if (active && tty) {
+        stream.write('\n');
+        shown = 0;
+      }
       total = Number.isFinite(n) && n > 0 ? n : 0;
       label = newLabel || options.label || 'progress';
       count = 0;

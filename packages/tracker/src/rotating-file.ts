@@ -15,7 +15,7 @@ const MESSAGE = Symbol.for('message');
 
 /** winston's typings call the base class `transport`; at run time it is exported as `Transport`. */
 type TransportConstructor = new (options?: { level?: string; format?: winston.Logform.Format }) => winston.transport;
-const TransportBase = (winston as unknown as { Transport: TransportConstructor }).Transport;
+export const TransportBase = (winston as unknown as { Transport: TransportConstructor }).Transport;
 
 /** Options of {@link RotatingFileTransport}. */
 export interface RotatingFileOptions {

@@ -56,7 +56,7 @@ describe('createProgress', () => {
 
   it('redraws one bar in place on a TTY', () => {
     const out = capture(true);
-    const progress = createProgress({ stream: out.stream });
+    const progress = createProgress({ stream: out.stream, ansi: true });
     progress.start(10, 'train');
     progress.tick(10);
     progress.done('acc=0.9');
