@@ -5,7 +5,6 @@ import { errorMessage, isTransportErrorCode, RemoteError, TransportError } from 
 import {
   authMetadata,
   channelOptions,
-  checkAuth,
   clientCredentials,
   fromGrpcError,
   nodeServiceDefinition,
@@ -16,6 +15,8 @@ import {
   type TlsOptions,
   type WireOptions,
 } from './grpc-wire.js';
+import { dialWarning, listenWarnings, nodeIdProblem, PeerAuth } from './peer-auth.js';
+import { RateLimitedLog, sanitizeForLog } from './rate-limited-log.js';
 import { DEFAULT_RETRY, RetryPolicy, sleep, type RetryOptions } from './retry-policy.js';
 import { encodeEnvelope, errorToWire, newId, payloadFromWire, payloadToWire } from './serde.js';
 import { StreamLink } from './stream-link.js';
@@ -45,8 +46,16 @@ export interface GrpcTransportOptions {
   heartbeat?: { intervalMs: number; timeoutMs: number };
   /** Backoff for start()'s dialing, reconnects and `retry: true` calls. */
   retry?: RetryOptions;
-  /** Sent as `authorization: Bearer <token>` and required on every incoming call and stream. */
+  /**
+   * Sent as `authorization: Bearer <token>` when dialing; required on every incoming call and
+   * stream unless `authTokens` is given. Must not be empty (an empty token is refused, never "no auth").
+   */
   authToken?: string;
+  /**
+   * Listening side: one token per node id. A peer must present the token issued to the node id it
+   * registers (or sends calls) as, so a token holder cannot take another learner's id.
+   */
+  authTokens?: Record<string, string>;
   tls?: TlsOptions;
   logger?: Logger;
 }
@@ -100,6 +109,9 @@ export class GrpcTransport extends TransportBase implements Transport {
   private readonly outbound = new Map<string, Outbound>();
   private stopping?: AbortController;
   private started = false;
+  private readonly auth: PeerAuth;
+  /** Refusals and stream errors caused by peers: one line per (peer, reason) per 10 s. */
+  private readonly refusals: RateLimitedLog;
 
   constructor(o: GrpcTransportOptions) {
     super(o?.nodeId, o?.logger, 'GrpcTransport');
@@ -126,6 +138,12 @@ export class GrpcTransport extends TransportBase implements Transport {
       ids.add(t.nodeId);
     }
     this.policy = new RetryPolicy(o.retry ?? DEFAULT_RETRY);
+    this.auth = new PeerAuth({
+      authToken: o.authToken,
+      authTokens: o.authTokens,
+      bindCertificate: o.tls?.requireClientCert === true && o.tls.bindNodeId !== false,
+    });
+    this.refusals = new RateLimitedLog(this.logger);
     this.wire = {
       maxMessageBytes: this.maxMessageBytes,
       chunkBytes: this.chunkBytes,
@@ -175,10 +193,36 @@ export class GrpcTransport extends TransportBase implements Transport {
     );
     this.server = server;
     this.logger.info(`transport ${this.nodeId}: listening`, { host: at.host, port: this.port });
+    for (const w of listenWarnings(at.host, { auth: this.auth.requiresToken, tls: this.o.tls !== undefined })) this.logger.warn(`transport ${this.nodeId}: ${w}`);
+  }
+
+  /** Host part of a grpc-js peer string ("ipv4:1.2.3.4:5" / "ipv6:[::1]:5"): the rate-limit key of refusals. */
+  private static peerHost(peer: string): string {
+    return peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '');
+  }
+
+  /**
+   * Why an incoming unary call may not be served (wrong token, invalid or unbound source id),
+   * logged once per (host, reason); undefined when it may.
+   */
+  private unaryRefusal(call: grpc.ServerUnaryCall<Envelope, unknown>): grpc.StatusObject | undefined {
+    const host = GrpcTransport.peerHost(call.getPeer());
+    const refuse = (code: grpc.status, reason: string, details: string) => {
+      this.refusals.refuse(host, reason, details);
+      return { code, details, metadata: new grpc.Metadata() };
+    };
+    if (!this.auth.admits(call.metadata)) return refuse(grpc.status.UNAUTHENTICATED, 'wrong token', `node '${this.nodeId}': missing or wrong bearer token`);
+    const source = call.request.source;
+    const bad = nodeIdProblem(source);
+    if (bad) return refuse(grpc.status.INVALID_ARGUMENT, 'invalid source id', `envelope source: ${bad}`);
+    const unbound = this.auth.identityProblem(call.metadata, call.getAuthContext(), source);
+    if (unbound) return refuse(grpc.status.UNAUTHENTICATED, 'identity not bound', `source '${source}': ${unbound}`);
+    return undefined;
   }
 
   private async serveCall(call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>): Promise<void> {
-    if (!checkAuth(call.metadata, this.o.authToken)) return cb({ code: grpc.status.UNAUTHENTICATED, details: `node '${this.nodeId}': missing or wrong bearer token` });
+    const refused = this.unaryRefusal(call);
+    if (refused) return cb(refused);
     const env = call.request;
     this.counters.bytesReceived += call.request.body.byteLength + env.tensors.reduce((a, t) => a + t.data.byteLength, 0);
     const ctrl = new AbortController();
@@ -198,7 +242,8 @@ export class GrpcTransport extends TransportBase implements Transport {
   }
 
   private serveNotify(call: grpc.ServerUnaryCall<Envelope, Ack>, cb: grpc.sendUnaryData<Ack>): void {
-    if (!checkAuth(call.metadata, this.o.authToken)) return cb({ code: grpc.status.UNAUTHENTICATED, details: `node '${this.nodeId}': missing or wrong bearer token` });
+    const refused = this.unaryRefusal(call);
+    if (refused) return cb(refused);
     const env = call.request;
     const problem = this.checkIncoming(env);
     if (problem) return cb(null, { id: env.id, error: problem });
@@ -209,7 +254,7 @@ export class GrpcTransport extends TransportBase implements Transport {
       return cb(null, { id: env.id, error: errorToWire('INVALID_ARGUMENT', errorMessage(err), false) });
     }
     void this.invoke(env.method, payload, { source: env.source, metadata: env.metadata }).catch((err: unknown) =>
-      this.logger.warn(`transport ${this.nodeId}: notify handler '${env.method}' failed`, { source: env.source, error: errorMessage(err) }),
+      this.logger.warn(`transport ${this.nodeId}: notify handler '${sanitizeForLog(env.method)}' failed`, { source: env.source, error: errorMessage(err) }),
     );
     cb(null, { id: env.id });
   }
@@ -221,9 +266,14 @@ export class GrpcTransport extends TransportBase implements Transport {
     return undefined;
   }
 
-  /** Runs the handler for a REQUEST (or NOTIFY) envelope and builds the RESPONSE envelope. */
-  private async answer(env: Envelope, signal: AbortSignal): Promise<Envelope> {
-    const reply: Envelope = {
+  /** An UNAUTHENTICATED RESPONSE to `env`, for a request whose sender may not make it. */
+  private refusedReply(env: Envelope, message: string): Envelope {
+    return { ...this.responseTo(env), error: errorToWire('UNAUTHENTICATED', message, false) };
+  }
+
+  /** An empty RESPONSE envelope answering `env`. */
+  private responseTo(env: Envelope): Envelope {
+    return {
       id: newId(),
       method: env.method,
       source: this.nodeId,
@@ -236,6 +286,11 @@ export class GrpcTransport extends TransportBase implements Transport {
       kind: EnvelopeKind.ENVELOPE_KIND_RESPONSE,
       timeoutMs: 0,
     };
+  }
+
+  /** Runs the handler for a REQUEST (or NOTIFY) envelope and builds the RESPONSE envelope. */
+  private async answer(env: Envelope, signal: AbortSignal): Promise<Envelope> {
+    const reply = this.responseTo(env);
     const problem = this.checkIncoming(env);
     if (problem) return { ...reply, error: problem };
     try {
@@ -249,12 +304,32 @@ export class GrpcTransport extends TransportBase implements Transport {
     }
   }
 
+  /**
+   * Why a register frame is refused: [status, rate-limit reason, details], or undefined. Runs the
+   * id checks first, so no later message (or log line) quotes an id that is not a valid one.
+   */
+  private registrationProblem(stream: grpc.ServerDuplexStream<Frame, Frame>, r: { nodeId: string; expectedTarget: string }): [grpc.status, string, string] | undefined {
+    const bad = nodeIdProblem(r.nodeId);
+    if (bad) return [grpc.status.INVALID_ARGUMENT, 'invalid node id', `register.node_id: ${bad}`];
+    if (r.expectedTarget && r.expectedTarget !== this.nodeId)
+      return [grpc.status.NOT_FOUND, 'wrong target', `'${r.nodeId}' expected node '${sanitizeForLog(r.expectedTarget)}' but reached '${this.nodeId}'`];
+    if (r.nodeId === this.nodeId) return [grpc.status.ALREADY_EXISTS, 'own id', `node id '${r.nodeId}' is this server's own id`];
+    const unbound = this.auth.identityProblem(stream.metadata, stream.getAuthContext(), r.nodeId);
+    if (unbound) return [grpc.status.UNAUTHENTICATED, 'identity not bound', `may not register as '${r.nodeId}': ${unbound}`];
+    const existing = this.inbound.get(r.nodeId);
+    if (existing && !existing.link.isClosed)
+      return [grpc.status.ALREADY_EXISTS, 'id taken', `node id '${r.nodeId}' is already registered with '${this.nodeId}' by a live connection`];
+    if (this.stopping?.signal.aborted) return [grpc.status.UNAVAILABLE, 'stopping', `node '${this.nodeId}' is stopping`];
+    return undefined;
+  }
+
   private serveConnect(stream: grpc.ServerDuplexStream<Frame, Frame>): void {
-    const reject = (code: grpc.status, details: string) => {
-      this.logger.warn(`transport ${this.nodeId}: registration rejected: ${details}`);
+    const host = GrpcTransport.peerHost(stream.getPeer());
+    const reject = (code: grpc.status, details: string, reason = grpc.status[code] ?? 'refused') => {
+      this.refusals.refuse(host, `registration: ${reason}`, details);
       stream.emit('error', { code, details });
     };
-    if (!checkAuth(stream.metadata, this.o.authToken)) return reject(grpc.status.UNAUTHENTICATED, `node '${this.nodeId}': missing or wrong bearer token`);
+    if (!this.auth.admits(stream.metadata)) return reject(grpc.status.UNAUTHENTICATED, `node '${this.nodeId}': missing or wrong bearer token`, 'wrong token');
     let entry: Inbound | undefined;
     const registerTimer = setTimeout(() => reject(grpc.status.DEADLINE_EXCEEDED, 'no register frame within 10 s'), 10_000);
     registerTimer.unref?.();
@@ -273,14 +348,8 @@ export class GrpcTransport extends TransportBase implements Transport {
       clearTimeout(registerTimer);
       if (frame.kind?.$case !== 'register') return reject(grpc.status.INVALID_ARGUMENT, `first frame must be register, got ${frame.kind?.$case ?? 'empty'}`);
       const r = frame.kind.register;
-      if (!r.nodeId) return reject(grpc.status.INVALID_ARGUMENT, 'register.node_id is empty');
-      if (r.expectedTarget && r.expectedTarget !== this.nodeId)
-        return reject(grpc.status.NOT_FOUND, `'${r.nodeId}' expected node '${r.expectedTarget}' but reached '${this.nodeId}'`);
-      if (r.nodeId === this.nodeId) return reject(grpc.status.ALREADY_EXISTS, `node id '${r.nodeId}' is this server's own id`);
-      const existing = this.inbound.get(r.nodeId);
-      if (existing && !existing.link.isClosed)
-        return reject(grpc.status.ALREADY_EXISTS, `node id '${r.nodeId}' is already registered with '${this.nodeId}' by a live connection`);
-      if (this.stopping?.signal.aborted) return reject(grpc.status.UNAVAILABLE, `node '${this.nodeId}' is stopping`);
+      const problem = this.registrationProblem(stream, r);
+      if (problem) return reject(problem[0], problem[2], problem[1]);
       const peer: PeerInfo = { nodeId: r.nodeId, role: r.role, metadata: { ...r.metadata }, connectedAt: Date.now() };
       stream.write({ kind: { $case: 'registerAck', registerAck: this.selfInfo() } });
       const newEntry: Inbound = {
@@ -289,11 +358,11 @@ export class GrpcTransport extends TransportBase implements Transport {
         link: new StreamLink(stream, r.nodeId, this.linkOwner(r.nodeId, () => {
           gone('heartbeat timeout');
           stream.end();
-        }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, logger: this.logger, selfId: this.nodeId }),
+        }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, logger: this.peerLogger(r.nodeId), selfId: this.nodeId }),
       };
       entry = newEntry;
       this.inbound.set(r.nodeId, newEntry);
-      this.logger.info(`transport ${this.nodeId}: peer joined`, { peer: r.nodeId, role: r.role });
+      this.logger.info(`transport ${this.nodeId}: peer joined`, { peer: r.nodeId, role: sanitizeForLog(r.role) });
       this.emit('peer-joined', peer);
     });
     stream.on('end', () => {
@@ -305,15 +374,34 @@ export class GrpcTransport extends TransportBase implements Transport {
     stream.on('close', () => gone('stream closed'));
   }
 
+  /**
+   * The logger a peer's StreamLink writes to: warnings and errors (dropped frames, bad chunks) go
+   * through the refusal limiter, so a peer repeating a bad frame 50,000 times writes a few lines.
+   */
+  private peerLogger(peerId: string): Logger {
+    return {
+      debug: (msg, meta) => this.logger.debug(msg, meta),
+      info: (msg, meta) => this.logger.info(msg, meta),
+      warn: (msg) => void this.refusals.refuse(peerId, 'stream warning', msg, 'warn'),
+      error: (msg) => void this.refusals.refuse(peerId, 'stream error', msg, 'error'),
+    };
+  }
+
   private linkOwner(peerId: string, onDead: (reason: string) => void) {
     return {
       onEnvelope: async (env: Envelope, signal: AbortSignal): Promise<Envelope | undefined> => {
+        // The stream is bound to the id it registered (and was authenticated) as.
+        if (env.source !== peerId) {
+          this.refusals.refuse(peerId, 'source is not the registered id', `envelope '${sanitizeForLog(env.method)}' claims source '${sanitizeForLog(env.source)}'`);
+          if (env.kind === EnvelopeKind.ENVELOPE_KIND_NOTIFY) return undefined;
+          return this.refusedReply(env, `stream registered as '${peerId}' may not send as '${sanitizeForLog(env.source)}'`);
+        }
         if (env.kind === EnvelopeKind.ENVELOPE_KIND_NOTIFY) {
           try {
             const payload = payloadFromWire(env, `notify '${env.method}' from ${env.source}`);
             await this.invoke(env.method, payload, { source: env.source, metadata: env.metadata });
           } catch (err) {
-            this.logger.warn(`transport ${this.nodeId}: notify '${env.method}' from ${peerId} failed`, { error: errorMessage(err) });
+            this.logger.warn(`transport ${this.nodeId}: notify '${sanitizeForLog(env.method)}' from ${peerId} failed`, { error: errorMessage(err) });
           }
           return undefined;
         }
@@ -339,6 +427,8 @@ export class GrpcTransport extends TransportBase implements Transport {
       registeredOnce: false,
     };
     this.outbound.set(target.nodeId, out);
+    const warning = dialWarning(target.host, { token: this.o.authToken !== undefined, tls: this.o.tls !== undefined });
+    if (warning) this.logger.warn(`transport ${this.nodeId}: ${warning}`);
     try {
       await this.dialWithRetry(out);
     } catch (err) {
@@ -356,13 +446,18 @@ export class GrpcTransport extends TransportBase implements Transport {
 
   private async dialWithRetry(out: Outbound): Promise<void> {
     const { target } = out;
+    // ALREADY_EXISTS is retried too: the live connection holding this id is often our own
+    // previous life (killed, restarted) that the trainer has not yet declared gone.
+    const retryable: ReadonlySet<string> = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'ALREADY_EXISTS']);
     await this.policy.run(() => this.dial(out), {
       signal: this.stopping?.signal,
-      isRetryable: (e) => e instanceof TransportError && (e.code === 'UNAVAILABLE' || e.code === 'DEADLINE_EXCEEDED'),
-      onRetry: (attempt, delayMs, e) =>
-        this.logger.warn(`transport ${this.nodeId}: dialing '${target.nodeId}' at ${target.host}:${target.port} failed (attempt ${attempt}), retrying in ${delayMs} ms`, {
+      isRetryable: (e) => e instanceof TransportError && retryable.has(e.code),
+      onRetry: (attempt, delayMs, e) => {
+        const taken = e instanceof TransportError && e.code === 'ALREADY_EXISTS' ? ' (id taken, perhaps by a stale connection of ours)' : '';
+        this.logger.warn(`transport ${this.nodeId}: dialing '${target.nodeId}' at ${target.host}:${target.port} failed${taken} (attempt ${attempt}), retrying in ${delayMs} ms`, {
           error: errorMessage(e),
-        }),
+        });
+      },
     });
   }
 
@@ -414,7 +509,7 @@ export class GrpcTransport extends TransportBase implements Transport {
         link = new StreamLink(stream, target.nodeId, this.linkOwner(target.nodeId, (reason) => {
           closed(reason);
           stream.cancel();
-        }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, logger: this.logger, selfId: this.nodeId });
+        }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, logger: this.peerLogger(target.nodeId), selfId: this.nodeId });
         out.link = link;
         out.stream = stream;
         out.peer = { nodeId: target.nodeId, role: ack.role, metadata: { ...ack.metadata }, connectedAt: Date.now() };

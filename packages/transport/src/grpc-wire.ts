@@ -15,6 +15,12 @@ export interface TlsOptions {
   key?: string | Buffer;
   /** Server only: reject clients that present no certificate signed by `ca`. */
   requireClientCert?: boolean;
+  /**
+   * Server only, with requireClientCert (default true there): a client certificate's CN or a
+   * DNS/URI SAN must equal the node id the client registers as. false: any trusted certificate may
+   * claim any id (one certificate shared by all learners).
+   */
+  bindNodeId?: boolean;
 }
 
 function view(u8: Uint8Array): Buffer {
@@ -136,19 +142,9 @@ export function serverOptions(o: WireOptions): grpc.ServerOptions {
 
 export function authMetadata(token: string | undefined): grpc.Metadata {
   const md = new grpc.Metadata();
-  if (token) md.set('authorization', `Bearer ${token}`);
+  // "" is never "no auth": PeerAuth refuses an empty token when the transport is built.
+  if (token !== undefined) md.set('authorization', `Bearer ${token}`);
   return md;
-}
-
-/** True when `md` carries `authorization: Bearer <token>` (or no token is required). */
-export function checkAuth(md: grpc.Metadata, token: string | undefined): boolean {
-  if (!token) return true;
-  const got = md.get('authorization')[0];
-  const want = `Bearer ${token}`;
-  if (typeof got !== 'string' || got.length !== want.length) return false;
-  let diff = 0;
-  for (let i = 0; i < want.length; i++) diff |= got.charCodeAt(i) ^ want.charCodeAt(i);
-  return diff === 0;
 }
 
 const TO_GRPC: Partial<Record<TransportErrorCode, grpc.status>> = {
