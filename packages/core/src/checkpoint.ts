@@ -8,8 +8,9 @@
  * state; learner-side state (SCAFFOLD's client control variates) lives in the learners.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { TensorSpec } from '@oiafed/aggregators';
+import { firstNonFinite } from './update-checks.js';
 
 const LATEST = 'LATEST';
 const FORMAT = 'oiafed-checkpoint/1';
@@ -45,7 +46,12 @@ function asBytes(values: Float32Array): Uint8Array {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
+/**
+ * Writes a checkpoint. A state with a non-finite weight or aggregator value is refused (throws)
+ * before anything is written: a poisoned model must never become the one `--resume` starts from.
+ */
 export function writeCheckpoint(dir: string, state: CheckpointState, keep = 3): string {
+  assertFiniteState(state, `checkpoint of round ${state.round}`);
   mkdirSync(dir, { recursive: true });
   const name = folderName(state.round);
   const staging = join(dir, `.${name}.tmp-${process.pid}`);
@@ -114,19 +120,23 @@ function toFloat32(bytes: Buffer, file: string): Float32Array {
   return copy;
 }
 
-/** The newest complete checkpoint in `dir`, or undefined when there is none. */
+/**
+ * The newest complete checkpoint in `dir`, or undefined when there is none. Everything read is
+ * checked: `LATEST` must name a `round-NNNNNN` folder inside `dir` (no path), the manifest's
+ * fields must have their types, and weights and aggregator values must be finite.
+ */
 export function readLatestCheckpoint(dir: string): CheckpointState | undefined {
   const pointer = join(dir, LATEST);
   if (!existsSync(pointer)) return undefined;
-  const folder = join(dir, readFileSync(pointer, 'utf8').trim());
+  const folder = join(dir, checkedFolderName(readFileSync(pointer, 'utf8').trim(), pointer));
   const manifestFile = join(folder, 'manifest.json');
-  let manifest: Manifest;
+  let parsed: unknown;
   try {
-    manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest;
+    parsed = JSON.parse(readFileSync(manifestFile, 'utf8'));
   } catch (error) {
     throw new Error(`${manifestFile}: unreadable checkpoint manifest: ${(error as Error).message}`);
   }
-  if (manifest.format !== FORMAT) throw new Error(`${manifestFile}: format "${manifest.format}", expected "${FORMAT}"`);
+  const manifest = checkManifest(parsed, manifestFile);
   const weights = toFloat32(readFileSync(join(folder, 'weights.bin')), join(folder, 'weights.bin'));
   const expected = manifest.layout.reduce((sum, spec) => sum + spec.size, 0);
   if (weights.length !== expected) {
@@ -134,8 +144,13 @@ export function readLatestCheckpoint(dir: string): CheckpointState | undefined {
   }
   const packed = toFloat32(readFileSync(join(folder, 'vectors.bin')), join(folder, 'vectors.bin'));
   const aggregatorState: Record<string, Float32Array | number> = { ...manifest.scalars };
-  for (const v of manifest.vectors) aggregatorState[v.key] = packed.slice(v.offset, v.offset + v.length);
-  return {
+  for (const v of manifest.vectors) {
+    if (v.offset + v.length > packed.length) {
+      throw new Error(`${manifestFile}: vector "${v.key}" ends at ${v.offset + v.length}, vectors.bin holds ${packed.length} values`);
+    }
+    aggregatorState[v.key] = packed.slice(v.offset, v.offset + v.length);
+  }
+  const state: CheckpointState = {
     round: manifest.round,
     weights,
     layout: manifest.layout,
@@ -144,4 +159,60 @@ export function readLatestCheckpoint(dir: string): CheckpointState | undefined {
     seed: manifest.seed,
     expName: manifest.exp_name,
   };
+  assertFiniteState(state, folder);
+  return state;
+}
+
+/** LATEST holds a bare folder name; anything else (a path, `..`) is refused, never followed. */
+function checkedFolderName(name: string, pointer: string): string {
+  if (!/^round-\d{6,}$/.test(name) || basename(name) !== name) {
+    throw new Error(`${pointer}: names ${JSON.stringify(name.slice(0, 80))}, expected a round-NNNNNN folder inside the checkpoint dir`);
+  }
+  return name;
+}
+
+const isInt = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min;
+
+function checkLayout(layout: unknown, file: string): TensorSpec[] {
+  if (!Array.isArray(layout)) throw new Error(`${file}: "layout" must be an array`);
+  let offset = 0;
+  layout.forEach((spec: Record<string, unknown>, i) => {
+    const shapeOk = Array.isArray(spec?.shape) && spec.shape.every((d: unknown) => isInt(d, 0));
+    if (typeof spec?.name !== 'string' || !shapeOk || spec.offset !== offset || !isInt(spec.size, 0)) {
+      throw new Error(`${file}: layout[${i}] must be {name: string, shape: integer[], offset: ${offset}, size: integer}`);
+    }
+    offset += spec.size;
+  });
+  return layout as TensorSpec[];
+}
+
+/** Type-checks a parsed manifest field by field, naming the first bad one. */
+function checkManifest(raw: unknown, file: string): Manifest {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: the manifest must be a JSON object`);
+  const m = raw as Record<string, unknown>;
+  const fail = (key: string, expected: string) => {
+    throw new Error(`${file}: "${key}" must be ${expected}, got ${JSON.stringify(m[key])?.slice(0, 60)}`);
+  };
+  if (m.format !== FORMAT) fail('format', `"${FORMAT}"`);
+  if (!isInt(m.round, 1)) fail('round', 'an integer >= 1');
+  if (!isInt(m.seed, -Number.MAX_SAFE_INTEGER)) fail('seed', 'an integer');
+  if (typeof m.exp_name !== 'string') fail('exp_name', 'a string');
+  if (typeof m.aggregator !== 'string') fail('aggregator', 'a string');
+  checkLayout(m.layout, file);
+  const vectors = m.vectors;
+  const vectorOk = (v: Record<string, unknown>) => typeof v?.key === 'string' && isInt(v.offset, 0) && isInt(v.length, 0);
+  if (!Array.isArray(vectors) || !vectors.every(vectorOk)) fail('vectors', 'an array of {key, offset, length}');
+  const scalars = m.scalars;
+  const scalarsOk = scalars && typeof scalars === 'object' && !Array.isArray(scalars) && Object.values(scalars).every((v) => typeof v === 'number');
+  if (!scalarsOk) fail('scalars', 'an object of numbers');
+  return m as unknown as Manifest;
+}
+
+function assertFiniteState(state: CheckpointState, where: string): void {
+  const bad = firstNonFinite(state.weights);
+  if (bad >= 0) throw new Error(`${where}: weight ${bad} is ${state.weights[bad]}; refusing a non-finite model`);
+  for (const [key, value] of Object.entries(state.aggregatorState)) {
+    const at = typeof value === 'number' ? (Number.isFinite(value) ? -1 : 0) : firstNonFinite(value);
+    if (at >= 0) throw new Error(`${where}: aggregator state "${key}" is not finite (index ${at}); refusing it`);
+  }
 }
