@@ -24,6 +24,8 @@ export interface RoundRecord {
   bytes_sent: number;
   bytes_received: number;
   aggregated: boolean;
+  /** Why the round's updates did not replace the global model (rule error, non-finite aggregate). */
+  aggregation_error?: string;
 }
 
 export interface RoundControl {

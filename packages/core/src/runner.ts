@@ -186,6 +186,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
         roundTimeoutS: config.trainer.args.round_timeout,
         registrationTimeoutS: config.trainer.args.registration_timeout,
         updateCompression: config.transport.update_compression,
+        updateNormClip: config.trainer.args.update_norm_clip,
       },
       seed: config.seed,
       testData: data.test,

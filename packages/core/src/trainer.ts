@@ -2,7 +2,15 @@
  * The server side of a federation. The round loop lives here once; algorithms change what a
  * round asks of learners and how updates merge through the Aggregator they plug in.
  */
-import type { Aggregator, ClientUpdate, LearnerInstructions, RoundContext, TensorSpec } from '@oiafed/aggregators';
+import type {
+  Accumulator,
+  Aggregator,
+  AggregatorState,
+  ClientUpdate,
+  LearnerInstructions,
+  RoundContext,
+  TensorSpec,
+} from '@oiafed/aggregators';
 import { setMaxListeners } from 'node:events';
 import { createRng } from '@oiafed/datasets';
 import type { ArrayDataset } from '@oiafed/datasets';
@@ -20,7 +28,8 @@ import {
   type TrainResponseBody,
 } from './protocol.js';
 import { decodeUpdateWeights } from './compression.js';
-import { extrasToTensors, tensorsToExtras, tensorsToWeights, weightsToTensors } from './serde.js';
+import { PayloadMismatchError, extrasToTensors, tensorsToExtras, tensorsToWeights, weightsToTensors } from './serde.js';
+import { announcedSampleCount, checkReplyScalars, clipUpdateNorm, firstNonFinite } from './update-checks.js';
 
 export interface TrainerSettings {
   maxRounds: number;
@@ -36,6 +45,8 @@ export interface TrainerSettings {
   updateCompression?: { type: 'none' | 'float16' | 'int8' | 'topk'; topk_ratio?: number };
   /** Upper bound accepted for a learner's reported sample count; protects weighting from lies. */
   maxSamplesPerUpdate?: number;
+  /** `update_norm_clip`: caps the L2 norm of each update's delta (update - global); off when undefined. */
+  updateNormClip?: number;
 }
 
 export interface TrainerOptions {
@@ -89,6 +100,10 @@ export class Trainer {
   private readonly layout: readonly TensorSpec[];
   private global: Float32Array;
   private stopReason: string | undefined;
+  /** Capabilities the algorithm asks of learners (keys of its round instructions). */
+  private required: string[] = [];
+  /** Learners already refused for missing capabilities (logged once each). */
+  private readonly refused = new Set<string>();
 
   constructor(private readonly options: TrainerOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -104,8 +119,12 @@ export class Trainer {
     return this.global.slice();
   }
 
+  /**
+   * Registered learners that can serve the algorithm. A peer lacking a capability the rule needs
+   * is left out (logged once and told to stop) instead of stopping the federation.
+   */
   learners(): PeerInfo[] {
-    return this.options.transport.peers().filter((peer) => peer.role === 'learner');
+    return this.options.transport.peers().filter((peer) => peer.role === 'learner' && this.isCapable(peer));
   }
 
   async run(): Promise<TrainingSummary> {
@@ -113,44 +132,13 @@ export class Trainer {
     const started = performance.now();
     const startRound = this.options.startRound ?? 1;
     const history: RoundRecord[] = [];
-    await this.waitForLearners(settings.minAvailableClients ?? settings.minClients);
-    this.checkCapabilities(startRound);
-    for (const callback of callbacks) await callback.onTrainStart?.({ maxRounds: settings.maxRounds, startRound });
-
-    let stoppedBy: TrainingSummary['stoppedBy'] = 'max_rounds';
-    for (let round = startRound; round <= settings.maxRounds; round++) {
-      if (this.options.signal?.aborted) {
-        stoppedBy = 'aborted';
-        break;
-      }
-      // A learner may have dropped since the last round: give it the registration window to come back.
-      await this.waitForLearners(settings.minClients, { throwOnTimeout: false });
-      for (const callback of callbacks) await callback.onRoundStart?.(round);
-      const record = await this.runRound(round);
-      if (!record) {
-        stoppedBy = 'aborted';
-        this.logger.warn(`round ${round} abandoned: stop requested; the global model stays at round ${round - 1}`);
-        break;
-      }
-      history.push(record);
-      this.options.history?.append(record as unknown as Parameters<RunHistory['append']>[0]);
-      this.options.report?.(formatRoundLine(record, settings.maxRounds));
-      const control: RoundControl = {
-        stop: (reason) => {
-          this.stopReason ??= reason;
-        },
-        globalWeights: () => this.global,
-        layout: this.layout,
-      };
-      for (const callback of callbacks) await callback.onRoundEnd?.(record, control);
-      await this.options.onRoundComplete?.({ round, weights: this.global });
-      if (this.stopReason) {
-        stoppedBy = 'callback';
-        this.logger.info(`stopping early: ${this.stopReason}`);
-        break;
-      }
+    this.required = requiredCapabilities(this.options.aggregator, this.roundContext(startRound, []));
+    let stoppedBy: TrainingSummary['stoppedBy'] = 'aborted';
+    if (await this.waitForLearners(settings.minAvailableClients ?? settings.minClients)) {
+      for (const callback of callbacks) await callback.onTrainStart?.({ maxRounds: settings.maxRounds, startRound });
+      stoppedBy = await this.runRounds(startRound, history);
+      for (const callback of callbacks) await callback.onTrainEnd?.(history);
     }
-    for (const callback of callbacks) await callback.onTrainEnd?.(history);
     const evaluated = history.filter((r) => r.accuracy !== undefined);
     const last = evaluated[evaluated.length - 1];
     const summary: TrainingSummary = {
@@ -166,10 +154,44 @@ export class Trainer {
     return summary;
   }
 
-  /** Asks every registered learner to exit; failures are logged, not thrown. */
+  /** The round loop; returns why it stopped. */
+  private async runRounds(startRound: number, history: RoundRecord[]): Promise<TrainingSummary['stoppedBy']> {
+    const { settings, callbacks = [] } = this.options;
+    for (let round = startRound; round <= settings.maxRounds; round++) {
+      if (this.options.signal?.aborted) return 'aborted';
+      // A learner may have dropped since the last round: give it the registration window to come back.
+      if (!(await this.waitForLearners(settings.minClients, { throwOnTimeout: false }))) return 'aborted';
+      for (const callback of callbacks) await callback.onRoundStart?.(round);
+      const record = await this.runRound(round);
+      if (!record) {
+        this.logger.warn(`round ${round} abandoned: stop requested; the global model stays at round ${round - 1}`);
+        return 'aborted';
+      }
+      history.push(record);
+      this.options.history?.append(record as unknown as Parameters<RunHistory['append']>[0]);
+      this.options.report?.(formatRoundLine(record, settings.maxRounds));
+      const control: RoundControl = {
+        stop: (reason) => {
+          this.stopReason ??= reason;
+        },
+        globalWeights: () => this.global,
+        layout: this.layout,
+      };
+      for (const callback of callbacks) await callback.onRoundEnd?.(record, control);
+      await this.options.onRoundComplete?.({ round, weights: this.global });
+      if (this.stopReason) {
+        this.logger.info(`stopping early: ${this.stopReason}`);
+        return 'callback';
+      }
+    }
+    return 'max_rounds';
+  }
+
+  /** Asks every registered learner (capable or not) to exit; failures are logged, not thrown. */
   async shutdownLearners(reason: string): Promise<void> {
+    const all = this.options.transport.peers().filter((peer) => peer.role === 'learner');
     await Promise.all(
-      this.learners().map((peer) =>
+      all.map((peer) =>
         this.options.transport
           .notify(peer.nodeId, LearnerMethods.shutdown, { body: { reason } })
           .catch((error) => this.logger.debug(`shutdown notice to ${peer.nodeId} failed: ${errorMessage(error)}`)),
@@ -177,12 +199,16 @@ export class Trainer {
     );
   }
 
-  private async waitForLearners(needed: number, options: { throwOnTimeout?: boolean } = {}): Promise<void> {
+  /**
+   * Waits until `needed` capable learners are registered. False when the signal aborted the wait
+   * (a stop request, not an error: the caller ends the run normally and keeps finished rounds).
+   */
+  private async waitForLearners(needed: number, options: { throwOnTimeout?: boolean } = {}): Promise<boolean> {
     const timeoutMs = this.options.settings.registrationTimeoutS * 1000;
     const deadline = Date.now() + timeoutMs;
     let lastLog = 0;
     while (this.learners().length < needed) {
-      if (this.options.signal?.aborted) throw new Error('aborted while waiting for learners');
+      if (this.options.signal?.aborted) return false;
       const now = Date.now();
       if (now >= deadline) {
         if (options.throwOnTimeout === false) {
@@ -190,7 +216,7 @@ export class Trainer {
             `only ${this.learners().length} of min_clients=${needed} learners after waiting ${this.options.settings.registrationTimeoutS}s; ` +
               'running the round with them (it aggregates only if enough updates arrive)',
           );
-          return;
+          return true;
         }
         throw new Error(
           `only ${this.learners().length} of ${needed} learners registered within ${this.options.settings.registrationTimeoutS}s ` +
@@ -203,24 +229,32 @@ export class Trainer {
           registered: this.learners().map((p) => p.nodeId),
         });
       }
-      await waitForPeerChange(this.options.transport, Math.min(1000, deadline - now));
+      await waitForPeerChange(this.options.transport, Math.min(1000, deadline - now), this.options.signal);
     }
     this.options.metrics?.learnersRegistered.set(this.learners().length);
+    return !this.options.signal?.aborted;
   }
 
-  /** Fails fast when the algorithm needs learner behaviour a registered learner does not offer. */
-  private checkCapabilities(round: number): void {
-    const plan = this.options.aggregator.configureRound(this.roundContext(round, this.learners().map((p) => p.nodeId)));
-    for (const peer of this.learners()) {
-      const missing = missingCapabilities(plan.instructions, peer);
-      if (missing.length > 0) {
-        throw new Error(
-          `aggregator "${this.options.aggregator.type}" needs learner support for ${missing.join(', ')}, ` +
-            `but learner "${peer.nodeId}" (type ${peer.metadata[RegistrationKeys.learnerType] ?? 'unknown'}) ` +
-            `offers only [${capabilitiesOf(peer).join(', ')}]`,
-        );
-      }
+  /**
+   * Whether a learner offers every capability the algorithm needs. The first time a peer falls
+   * short it is logged and told to stop; it is never selected, and the federation goes on.
+   */
+  private isCapable(peer: PeerInfo): boolean {
+    const offered = new Set(capabilitiesOf(peer));
+    const missing = this.required.filter((key) => !offered.has(key));
+    if (missing.length === 0) return true;
+    if (!this.refused.has(peer.nodeId)) {
+      this.refused.add(peer.nodeId);
+      const reason =
+        `aggregator "${this.options.aggregator.type}" needs learner support for ${missing.join(', ')}, ` +
+        `but learner "${peer.nodeId}" (type ${peer.metadata[RegistrationKeys.learnerType] ?? 'unknown'}) ` +
+        `offers only [${capabilitiesOf(peer).join(', ')}]`;
+      this.logger.warn(`refusing learner ${peer.nodeId}: ${reason}`);
+      this.options.transport
+        .notify(peer.nodeId, LearnerMethods.shutdown, { body: { reason } })
+        .catch((error) => this.logger.debug(`refusal notice to ${peer.nodeId} failed: ${errorMessage(error)}`));
     }
+    return false;
   }
 
   private roundContext(round: number, selected: string[]): RoundContext {
@@ -307,12 +341,12 @@ export class Trainer {
 
     this.options.signal?.removeEventListener('abort', forwardAbort);
     if (this.options.signal?.aborted) return undefined;
-    const aggregated = collected.length >= settings.minClients && collected.length > 0;
+    let aggregated = collected.length >= settings.minClients && collected.length > 0;
+    let aggregationError: string | undefined;
     if (aggregated) {
-      const result = accumulator
-        ? accumulator.finish()
-        : aggregator.aggregate(ctx, collected.map((c) => c.update));
-      this.global = result.weights;
+      aggregationError = this.aggregateRound(round, ctx, accumulator, collected);
+      aggregated = aggregationError === undefined;
+      if (!aggregated) metrics?.updatesRejected.inc({ reason: 'aggregation_failed' }, collected.length);
     } else {
       this.logger.warn(
         `round ${round}: ${collected.length} usable updates, fewer than min_clients=${settings.minClients}; global model unchanged`,
@@ -341,6 +375,7 @@ export class Trainer {
       bytes_sent: statsAfter.bytesSent - statsBefore.bytesSent,
       bytes_received: statsAfter.bytesReceived - statsBefore.bytesReceived,
       aggregated,
+      ...(aggregationError === undefined ? {} : { aggregation_error: aggregationError }),
     };
     if (metrics) {
       metrics.roundsCompleted.inc();
@@ -353,6 +388,40 @@ export class Trainer {
     return record;
   }
 
+  /**
+   * Folds the round's updates into new global weights. The result replaces the global model only
+   * when it is finite and model-sized; otherwise (or when the rule throws) the previous model and
+   * the rule's previous state stay, and the reason is returned (the round counts as failed).
+   */
+  private aggregateRound(
+    round: number,
+    ctx: RoundContext,
+    accumulator: Accumulator | undefined,
+    collected: CollectedUpdate[],
+  ): string | undefined {
+    const { aggregator } = this.options;
+    const stateBefore = aggregator.getState();
+    let reason: string;
+    try {
+      const result = accumulator ? accumulator.finish() : aggregator.aggregate(ctx, collected.map((c) => c.update));
+      const bad = result.weights.length === this.global.length ? firstNonFinite(result.weights) : 0;
+      if (bad < 0) {
+        this.global = result.weights;
+        return undefined;
+      }
+      reason =
+        result.weights.length !== this.global.length
+          ? `aggregate has ${result.weights.length} weights, the model has ${this.global.length}`
+          : `aggregate is not finite (value ${result.weights[bad]} at index ${bad})`;
+    } catch (error) {
+      reason = `aggregation failed: ${errorMessage(error)}`;
+    }
+    restoreState(aggregator, stateBefore, this.logger);
+    this.logger.error(`round ${round}: ${reason}; the global model stays at round ${round - 1}`);
+    return reason;
+  }
+
+  /** The trust boundary: a learner's reply becomes a ClientUpdate only if every field is in bounds (update-checks.ts). */
   private decodeUpdate(
     learner: string,
     round: number,
@@ -360,32 +429,37 @@ export class Trainer {
     tensors: Parameters<typeof tensorsToWeights>[0],
   ): CollectedUpdate {
     const reply = body as Partial<TrainResponseBody> | undefined;
-    if (!reply || typeof reply !== 'object') throw new Error('reply has no body');
-    if (reply.round !== round) throw new Error(`reply is for round ${String(reply.round)}, expected ${round}`);
-    const numSamples = reply.num_samples;
-    const maxSamples = this.options.settings.maxSamplesPerUpdate ?? 1e9;
-    if (typeof numSamples !== 'number' || !Number.isInteger(numSamples) || numSamples <= 0 || numSamples > maxSamples) {
-      throw new Error(`num_samples must be an integer in 1..${maxSamples}, got ${JSON.stringify(numSamples)}`);
-    }
+    if (!reply || typeof reply !== 'object') throw new PayloadMismatchError('reply has no body');
+    if (reply.round !== round) throw new PayloadMismatchError(`reply is for round ${String(reply.round)}, expected ${round}`);
+    const peer = this.options.transport.peers().find((p) => p.nodeId === learner);
+    const scalars = checkReplyScalars(reply as Record<string, unknown>, {
+      maxSamples: this.options.settings.maxSamplesPerUpdate ?? 1e9,
+      announcedSamples: announcedSampleCount(peer?.metadata[RegistrationKeys.numSamples]),
+      localEpochs: this.options.settings.localEpochs,
+    });
     // Plain weights, or global + delta when the learner compresses its update (compression.ts).
     const weights = decodeUpdateWeights(tensors, this.layout, this.global);
     const extras = tensorsToExtras(tensors, weights.length);
-    const metrics = reply.metrics ?? { loss: NaN, accuracy: NaN, seconds: 0, samples_per_second: 0 };
-    const localSteps = typeof reply.local_steps === 'number' ? reply.local_steps : undefined;
+    const clip = this.options.settings.updateNormClip;
+    if (clip !== undefined) {
+      const norm = clipUpdateNorm(weights, this.global, clip);
+      if (norm > clip) this.logger.debug(`round ${round}: update of ${learner} clipped from L2 norm ${norm.toPrecision(4)} to ${clip}`);
+    }
+    const { metrics } = scalars;
     return {
       update: {
         clientId: learner,
         weights,
-        numSamples,
-        localSteps,
+        numSamples: scalars.numSamples,
+        localSteps: scalars.localSteps,
         extras,
-        meta: reply.meta ?? {},
+        meta: scalars.meta,
         metrics: { loss: metrics.loss, accuracy: metrics.accuracy },
       },
-      trainSeconds: Number(metrics.seconds) || 0,
-      samplesPerSecond: Number(metrics.samples_per_second) || 0,
-      trainLoss: Number(metrics.loss),
-      trainAccuracy: Number(metrics.accuracy),
+      trainSeconds: metrics.seconds,
+      samplesPerSecond: metrics.samplesPerSecond,
+      trainLoss: metrics.loss,
+      trainAccuracy: metrics.accuracy,
     };
   }
 
@@ -441,12 +515,21 @@ function capabilitiesOf(peer: PeerInfo): string[] {
   return raw ? raw.split(',').filter(Boolean) : [];
 }
 
-function missingCapabilities(instructions: LearnerInstructions, peer: PeerInfo): string[] {
-  const offered = new Set(capabilitiesOf(peer));
-  return Object.entries(instructions)
+/** The instruction keys a rule's plan switches on: a learner must announce each as a capability. */
+function requiredCapabilities(aggregator: Aggregator, ctx: RoundContext): string[] {
+  const { instructions } = aggregator.configureRound(ctx);
+  return Object.entries(instructions as LearnerInstructions)
     .filter(([, value]) => value !== undefined && value !== false && value !== 0)
-    .map(([key]) => key)
-    .filter((key) => !offered.has(key));
+    .map(([key]) => key);
+}
+
+/** Puts a rule's state back after a failed aggregation (a rule may have updated it in finish()). */
+function restoreState(aggregator: Aggregator, state: AggregatorState, logger: Logger): void {
+  try {
+    aggregator.setState(state);
+  } catch (error) {
+    logger.warn(`could not restore the ${aggregator.type} state after a failed aggregation: ${errorMessage(error)}`);
+  }
 }
 
 function rejectionLabel(error: unknown): string {
@@ -455,13 +538,17 @@ function rejectionLabel(error: unknown): string {
   return 'invalid_update';
 }
 
-function waitForPeerChange(transport: Transport, ms: number): Promise<void> {
+/** Resolves after `ms`, when a peer joins, or when the signal aborts, whichever comes first. */
+function waitForPeerChange(transport: Transport, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(done, Math.max(0, ms));
     const unsubscribe = transport.on('peer-joined', done);
+    signal?.addEventListener('abort', done, { once: true });
+    if (signal?.aborted) done();
     function done() {
       clearTimeout(timer);
       unsubscribe();
+      signal?.removeEventListener('abort', done);
       resolve();
     }
   });

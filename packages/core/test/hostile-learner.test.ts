@@ -1,4 +1,12 @@
-import { registerBuiltins, createAggregator } from '@oiafed/aggregators';
+import {
+  createAggregator,
+  registerAggregator,
+  registerBuiltins,
+  type Aggregator,
+  type AggregatorState,
+  type ClientUpdate,
+  type RoundContext,
+} from '@oiafed/aggregators';
 import { createModel, registerBuiltinModels, selectBackend } from '@oiafed/models';
 import { loadPartition } from '@oiafed/datasets';
 import { MemoryHub, MemoryTransport, type Payload } from '@oiafed/transport';
@@ -119,10 +127,10 @@ describe('a trainer facing a learner that sends garbage', () => {
     expect(warnings.some((w) => w.includes('fewer than min_clients=2; global model unchanged'))).toBe(true);
   });
 
-  it('refuses to start when a learner cannot serve the algorithm', async () => {
+  it('refuses a learner that cannot serve the algorithm (logged once, told to stop) and trains with the others', async () => {
     const hub = new MemoryHub();
-    const { trainer } = await startTrainer(hub, 'scaffold');
-    await (await honestLearner(hub, 0)).start();
+    const { trainer, warnings } = await startTrainer(hub, 'scaffold');
+    const honest = await Promise.all([0, 1].map((i) => honestLearner(hub, i)));
     const limited = new MemoryTransport({
       hub,
       nodeId: 'plain',
@@ -130,11 +138,82 @@ describe('a trainer facing a learner that sends garbage', () => {
       connectTo: ['trainer'],
       metadata: { [RegistrationKeys.capabilities]: 'proximal_mu', [RegistrationKeys.learnerType]: 'custom' },
     });
+    const shutdowns: string[] = [];
+    let trainCalls = 0;
+    limited.handle(LearnerMethods.shutdown, (payload) => void shutdowns.push((payload.body as { reason: string }).reason));
+    limited.handle(LearnerMethods.train, () => {
+      trainCalls++;
+      return { body: {} };
+    });
     cleanups.push(() => limited.stop());
     await limited.start();
-    await expect(trainer.run()).rejects.toThrow(/aggregator "scaffold" needs learner support for scaffold, but learner "plain" \(type custom\)/);
+    await Promise.all(honest.map((t) => t.start()));
+    const summary = await trainer.run();
+    expect(summary.stoppedBy).toBe('max_rounds');
+    expect(summary.rounds.map((r) => [r.selected, r.participants, r.failed.length])).toEqual([[2, 2, 0], [2, 2, 0]]);
+    expect(trainCalls).toBe(0);
+    const refusals = warnings.filter((w) => w.startsWith('refusing learner plain'));
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(/aggregator "scaffold" needs learner support for scaffold, but learner "plain" \(type custom\) offers only \[proximal_mu\]/);
+    expect(shutdowns).toHaveLength(1);
+    expect(trainer.learners().map((p) => p.nodeId).sort()).toEqual(['learner_0', 'learner_1']);
+  });
+
+  it('keeps the previous model and state when the aggregate is not finite, and counts the round as failed', async () => {
+    registerAggregator('nan_once', () => new NanOnce(), { type: 'object', additionalProperties: false, properties: {} });
+    const hub = new MemoryHub();
+    const { trainer, warnings } = await startTrainer(hub, 'nan_once');
+    await Promise.all((await Promise.all([0, 1].map((i) => honestLearner(hub, i)))).map((t) => t.start()));
+    const before = trainer.globalWeights();
+    const summary = await trainer.run();
+    const [first, second] = summary.rounds;
+    expect(first).toMatchObject({ aggregated: false, participants: 2, aggregation_error: 'aggregate is not finite (value NaN at index 0)' });
+    expect(second).toMatchObject({ aggregated: true });
+    expect(second!.aggregation_error).toBeUndefined();
+    expect(warnings).toContain('round 1: aggregate is not finite (value NaN at index 0); the global model stays at round 0');
+    expect(summary.weights.every(Number.isFinite)).toBe(true);
+    expect(summary.weights).not.toEqual(before);
+  });
+
+  it('FedNova: an echo with local_steps 1e308 and num_samples 1e9 is rejected; the model stays finite', async () => {
+    const hub = new MemoryHub();
+    const { trainer, warnings } = await startTrainer(hub, 'fednova');
+    const honest = await Promise.all([0, 1].map((i) => honestLearner(hub, i)));
+    const evil = new MemoryTransport({ hub, nodeId: 'evil', role: 'learner', connectTo: ['trainer'], metadata: { ...capabilities, [RegistrationKeys.numSamples]: '100' } });
+    evil.handle(LearnerMethods.train, (request) => ({
+      body: { ...okBody(request), num_samples: 1e9, local_steps: 1e308, meta: { momentum: 0 } },
+      tensors: request.tensors!.filter((t) => t.name.startsWith('weights/')),
+    }));
+    cleanups.push(() => evil.stop());
+    await Promise.all([...honest, evil].map((t) => t.start()));
+    const summary = await trainer.run();
+    expect(summary.rounds.map((r) => [r.participants, r.aggregated])).toEqual([[2, true], [2, true]]);
+    expect(summary.rounds[0]!.failed[0]!.reason).toMatch(/num_samples must be an integer in 1..100 \(the count it announced\), got 1000000000/);
+    expect(warnings.some((w) => w.includes('no usable update from evil'))).toBe(true);
+    expect(summary.weights.every(Number.isFinite)).toBe(true);
   });
 });
+
+/** A rule whose first aggregate is NaN (what an overflow inside a rule produces), then a plain mean. */
+class NanOnce implements Aggregator {
+  readonly type = 'nan_once';
+  private rounds = 0;
+  configureRound() {
+    return { instructions: {} };
+  }
+  aggregate(ctx: RoundContext, updates: readonly ClientUpdate[]) {
+    this.rounds++;
+    const out = new Float32Array(ctx.global.length);
+    if (this.rounds === 1) return { weights: out.fill(NaN) };
+    for (const u of updates) for (let i = 0; i < out.length; i++) out[i] += u.weights[i]! / updates.length;
+    return { weights: out };
+  }
+  // The call count is not rule state: the trainer restores state after a failed round.
+  getState(): AggregatorState {
+    return {};
+  }
+  setState(_state: AggregatorState) {}
+}
 
 function okBody(request: Payload) {
   return {
