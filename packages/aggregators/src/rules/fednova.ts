@@ -58,6 +58,13 @@ export class FedNova extends StreamingAggregator {
           throw new Error(`fednova: meta.momentum from client "${u.clientId}" must be a number, got ${typeof rawMomentum}`);
         }
         const a = fednovaNormalizer(steps, rawMomentum);
+        // w * a feeds tau_eff, which scales every client's step: an overflow here (1e9 samples x
+        // 1e308 steps) turned the whole model into Infinity * 0 = NaN. Refuse the one update instead.
+        if (!Number.isFinite(w * a) || !Number.isFinite(weightedA + w * a)) {
+          throw new Error(
+            `fednova: update from client "${u.clientId}" has numSamples x a_i = ${w} x ${a}, which overflows tau_eff; rejected`,
+          );
+        }
         if (a > 0 && w > 0) axpyDiffInto(acc, ctx.global, u.weights, w / a);
         weightSum += w;
         weightedA += w * a;

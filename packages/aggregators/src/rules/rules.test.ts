@@ -145,6 +145,17 @@ describe('fednova', () => {
     expectClose(res.weights, [0.5]);
   });
 
+  it('rejects an update whose numSamples x a_i overflows tau_eff, and the others still aggregate', () => {
+    // The issue-12 poison: an echo of the global model with 1e9 samples x 1e308 steps, momentum 0.
+    const acc = createAggregator({ type: 'fednova' }).createAccumulator!(makeContext(f32(1)));
+    acc.add(makeUpdate('a', [0.4], { numSamples: 1, localSteps: 2 }));
+    expect(() => acc.add(makeUpdate('evil', [1], { numSamples: 1e9, localSteps: 1e308, meta: { momentum: 0 } }))).toThrow(
+      /fednova: update from client "evil" has numSamples x a_i = 1000000000 x 1e\+308, which overflows tau_eff; rejected/,
+    );
+    // One honest client: x = 1 - 2 * (1 - 0.4)/2 = 0.4 (its own model)
+    expectClose(acc.finish().weights, [0.4]);
+  });
+
   it('requires local steps', () => {
     const u = { clientId: 'nos', weights: f32(1), numSamples: 1 };
     expect(() => createAggregator({ type: 'fednova' }).aggregate(makeContext(f32(0)), [u])).toThrow(
