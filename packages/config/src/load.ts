@@ -35,11 +35,22 @@ function expanderFor(env: Env): ExpandString {
     }).text;
 }
 
-function finish(layer: Layer, env: Env, overrides: LoadConfigOptions['overrides'] = []): NodeConfig {
+/** Records where the config came from (`config_dir`), unless it says so itself; a relative value is taken from there. */
+function recordConfigDir(tree: Record<string, unknown>, fileDir: string | undefined): void {
+  const given = tree.config_dir;
+  if (given === undefined) {
+    if (fileDir !== undefined) tree.config_dir = fileDir;
+  } else if (typeof given === 'string' && given !== '') {
+    tree.config_dir = resolve(fileDir ?? '.', given);
+  }
+}
+
+function finish(layer: Layer, env: Env, overrides: LoadConfigOptions['overrides'] = [], fileDir?: string): NodeConfig {
   const issues: ConfigIssue[] = [];
   const tree = interpolateTree(layer.value, env, layer.meta, layer.file, issues, schemaExpectsString);
   if (issues.length > 0) throw new ConfigError(issues);
   applyOverrides(tree, overrides, layer.meta);
+  recordConfigDir(tree, fileDir);
   normaliseCallbacks(tree, layer.meta, layer.file, issues);
   validateTree(tree, layer.meta, layer.file, issues);
   if (issues.length > 0) throw new ConfigError(issues);
@@ -56,7 +67,7 @@ export function loadConfig(file: string, options: LoadConfigOptions = {}): NodeC
   const abs = resolve(file);
   const layer = readYamlFile(abs, file);
   const real = realpathSync(abs);
-  return finish(applyExtends(layer, dirname(real), [{ abs: real, display: file }], expanderFor(env)), env, options.overrides);
+  return finish(applyExtends(layer, dirname(real), [{ abs: real, display: file }], expanderFor(env)), env, options.overrides, dirname(abs));
 }
 
 function clonePlain(value: unknown, path: string, file: string): unknown {
@@ -96,5 +107,5 @@ export function resolveConfig(raw: unknown, options: ResolveConfigOptions = {}):
     }
   }
   const baseDir = named ? dirname(abs) : abs;
-  return finish(applyExtends(inlineLayer(tree, file), baseDir, chain, expanderFor(env)), env, options.overrides);
+  return finish(applyExtends(inlineLayer(tree, file), baseDir, chain, expanderFor(env)), env, options.overrides, named ? baseDir : undefined);
 }

@@ -236,8 +236,13 @@ export const nodeConfigSchema: Readonly<Schema> = {
       type: 'array',
       items: { type: 'string' },
       default: [],
-      description: 'npm packages imported at start so they can register components.',
+      description:
+        'Modules imported at start so they can register components: a path (./x.mjs) or a package name, looked up from config_dir, then the working directory, then the CLI.',
     },
+    config_dir: str(
+      undefined,
+      'Directory plugins are looked up from first; the loader fills in the config file\'s directory. Relative: to the config file.',
+    ),
     checkpoint: closed({ dir: str('./checkpoints'), resume: bool(false), keep: int(1, 3) }),
   },
 };

@@ -221,5 +221,11 @@ export interface NodeConfig {
   health: HealthConfig;
   callbacks: CallbackConfig[];
   plugins: string[];
+  /**
+   * Where `plugins` and `aggregator.package` are looked up first (then the working directory,
+   * then the CLI's own location). `loadConfig` fills in the config file's directory, so the
+   * value survives copies of the config and the files `oiafed launch` writes for its nodes.
+   */
+  config_dir?: string;
   checkpoint: CheckpointConfig;
 }

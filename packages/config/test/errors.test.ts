@@ -22,14 +22,14 @@ describe('schema errors name file, key path and expectation', () => {
   it('unknown top-level key, with the allowed keys', () => {
     const { error, file } = loadError(`${TRAINER}foo: 1\n`);
     expect(error.message).toBe(
-      `${file}: (root): unknown key "foo" (allowed: extend, node_id, role, exp_name, seed, listen, connect_to, transport, trainer, learner, aggregator, model, datasets, retry, heartbeat, tracker, metrics, health, callbacks, plugins, checkpoint)`,
+      `${file}: (root): unknown key "foo" (allowed: extend, node_id, role, exp_name, seed, listen, connect_to, transport, trainer, learner, aggregator, model, datasets, retry, heartbeat, tracker, metrics, health, callbacks, plugins, config_dir, checkpoint)`,
     );
   });
 
   it('unknown nested key, suggesting the closest allowed one', () => {
     const { error, file } = loadError(`${TRAINER}trainer: {args: {max_round: 3}}\n`);
     expect(error.message).toBe(
-      `${file}: trainer.args: unknown key "max_round" (allowed: max_rounds, local_epochs, client_fraction, min_clients, eval_every, checkpoint_every, round_timeout, registration_timeout, min_available_clients); did you mean "max_rounds"?`,
+      `${file}: trainer.args: unknown key "max_round" (allowed: max_rounds, local_epochs, client_fraction, min_clients, eval_every, checkpoint_every, round_timeout, registration_timeout, min_available_clients, update_norm_clip); did you mean "max_rounds"?`,
     );
     expect(error.issues[0]).toMatchObject({ line: 3, col: 18 });
   });

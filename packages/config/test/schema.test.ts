@@ -34,6 +34,7 @@ describe('stringifyConfig', () => {
     const text = stringifyConfig(config);
     expect(text.startsWith('node_id: learner_3\nrole: learner\n')).toBe(true);
     const dir = writeTree({ 'resolved.yaml': text });
-    expect(loadConfig(join(dir, 'resolved.yaml'), { env: {} })).toEqual(config);
+    // Loaded from a file, the config also records that file's directory.
+    expect(loadConfig(join(dir, 'resolved.yaml'), { env: {} })).toEqual({ ...config, config_dir: dir });
   });
 });
