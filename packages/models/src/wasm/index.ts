@@ -1,7 +1,8 @@
 /**
  * Patched tfjs-backend-wasm kernels that let tfjs-layers models train on the wasm backend in
- * Node, correctly and fast. Requires @tensorflow/tfjs-core and @tensorflow/tfjs-backend-wasm at
- * exactly 4.22.0: the kernels read backend internals.
+ * Node, correctly and fast. @tensorflow/tfjs-backend-wasm is a dependency of this package pinned
+ * at exactly 4.22.0 (the default compute path, so it must be installed with it): the kernels read
+ * backend internals.
  */
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
