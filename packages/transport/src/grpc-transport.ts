@@ -1,5 +1,6 @@
 import { endianness } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
+import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
 import { EnvelopeKind, type Ack, type Envelope, type Frame } from './generated/oiafed/v1/node.js';
 import { errorMessage, isTransportErrorCode, RemoteError, TransportError } from './errors.js';
 import {
@@ -19,7 +20,7 @@ import { dialWarning, listenWarnings, nodeIdProblem, PeerAuth } from './peer-aut
 import { RateLimitedLog, sanitizeForLog } from './rate-limited-log.js';
 import { DEFAULT_RETRY, RetryPolicy, sleep, type RetryOptions } from './retry-policy.js';
 import { encodeEnvelope, errorToWire, newId, payloadFromWire, payloadToWire } from './serde.js';
-import { StreamLink } from './stream-link.js';
+import { MAX_STREAM_ENVELOPE_BYTES, StreamLink, type StreamLimits } from './stream-link.js';
 import { encodeEnvelopeParts } from './wire-codec.js';
 import { DEFAULT_TIMEOUT_MS, HandlerFailure, resolveTimeout, TransportBase, withDeadline } from './transport-base.js';
 import type { CallOptions, Logger, Payload, PeerInfo, Transport } from './types.js';
@@ -42,6 +43,12 @@ export interface GrpcTransportOptions {
   /** Slice size of envelopes on the Connect stream (4 MB). */
   chunkBytes?: number;
   compression?: 'none' | 'gzip';
+  /**
+   * What one Connect stream may hold for its peer; each default derives from the options above:
+   * maxEnvelopeBytes = maxMessageBytes + 64 KB, maxInFlightBytes = maxEnvelopeBytes, maxPartials 4,
+   * reassemblyTimeoutMs = max(timeoutMs, 30 s), maxQueuedBytes = chunkBytes + 64 KB.
+   */
+  streamLimits?: Partial<StreamLimits>;
   /** Both sides ping every intervalMs; a side silent for timeoutMs is declared gone. 0/undefined disables. */
   heartbeat?: { intervalMs: number; timeoutMs: number };
   /** Backoff for start()'s dialing, reconnects and `retry: true` calls. */
@@ -91,6 +98,24 @@ function positiveInt(value: number | undefined, fallback: number, name: string):
 }
 
 /**
+ * Ends a peer's server stream now with RESOURCE_EXHAUSTED. grpc-js queues the status behind frames
+ * the peer has not read, so for a peer that never reads, the stream and those frames would live
+ * forever: after a grace second the HTTP/2 stream underneath is reset. grpc-js has no public call
+ * for that, hence the defensive reach into its call object (skipped if its shape changes).
+ */
+function resetServerStream(stream: grpc.ServerDuplexStream<Frame, Frame>, reason: string): void {
+  stream.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `stream closed by the receiver: ${reason}` });
+  let call = (stream as unknown as { call?: { nextCall?: unknown; stream?: ServerHttp2Stream } }).call;
+  while (call?.nextCall) call = call.nextCall as typeof call;
+  const h2 = call?.stream;
+  if (!h2 || typeof h2.close !== 'function') return;
+  const timer = setTimeout(() => {
+    if (!h2.closed && !h2.destroyed) h2.close(http2Constants.NGHTTP2_CANCEL);
+  }, 1_000);
+  timer.unref?.();
+}
+
+/**
  * Transport over gRPC. A listening node serves NodeService; a dialing node opens one Connect
  * stream per connectTo peer and registers. Dialer -> listener calls are unary Call/Notify;
  * listener -> dialer calls travel as chunked envelopes over the dialer's stream.
@@ -101,6 +126,7 @@ export class GrpcTransport extends TransportBase implements Transport {
   private readonly timeoutMs: number;
   private readonly maxMessageBytes: number;
   private readonly chunkBytes: number;
+  private readonly streamLimits: StreamLimits;
   private readonly policy: RetryPolicy;
   private readonly wire: WireOptions;
   private server?: grpc.Server;
@@ -122,6 +148,7 @@ export class GrpcTransport extends TransportBase implements Transport {
     this.maxMessageBytes = positiveInt(o.maxMessageBytes, 256 * MB, 'maxMessageBytes');
     // A chunk frame must itself fit the per-message cap.
     this.chunkBytes = Math.min(positiveInt(o.chunkBytes, 4 * MB, 'chunkBytes'), this.maxMessageBytes);
+    this.streamLimits = this.defaultStreamLimits(o.streamLimits);
     if (o.compression !== undefined && o.compression !== 'none' && o.compression !== 'gzip')
       throw new TransportError('INVALID_ARGUMENT', `GrpcTransport: compression must be 'none' or 'gzip', got '${o.compression}'`);
     const hb = o.heartbeat;
@@ -152,6 +179,21 @@ export class GrpcTransport extends TransportBase implements Transport {
       compression: o.compression ?? 'none',
       reconnectInitialMs: this.policy.options.initialDelayMs,
       reconnectMaxMs: this.policy.options.maxDelayMs,
+    };
+  }
+
+  /** Stream limits from maxMessageBytes/chunkBytes/timeoutMs; see GrpcTransportOptions.streamLimits. */
+  private defaultStreamLimits(given: Partial<StreamLimits> | undefined): StreamLimits {
+    // The unary limit's 64 KB slack for ids and metadata applies to stream envelopes too.
+    const maxEnvelopeBytes = Math.min(MAX_STREAM_ENVELOPE_BYTES, this.maxMessageBytes + 64 * 1024);
+    return {
+      maxEnvelopeBytes,
+      // Senders write one envelope at a time, so one envelope's worth is all an honest peer needs.
+      maxInFlightBytes: maxEnvelopeBytes,
+      maxPartials: 4,
+      reassemblyTimeoutMs: Math.max(this.timeoutMs, 30_000),
+      maxQueuedBytes: this.chunkBytes + 64 * 1024,
+      ...given,
     };
   }
 
@@ -355,10 +397,11 @@ export class GrpcTransport extends TransportBase implements Transport {
       const newEntry: Inbound = {
         peer,
         stream,
-        link: new StreamLink(stream, r.nodeId, this.linkOwner(r.nodeId, () => {
-          gone('heartbeat timeout');
-          stream.end();
-        }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, logger: this.peerLogger(r.nodeId), selfId: this.nodeId }),
+        link: new StreamLink(stream, r.nodeId, this.linkOwner(r.nodeId, (reason, hostile) => {
+          gone(hostile ? reason : 'heartbeat timeout');
+          if (hostile) resetServerStream(stream, reason);
+          else stream.end();
+        }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, limits: this.streamLimits, logger: this.peerLogger(r.nodeId), selfId: this.nodeId }),
       };
       entry = newEntry;
       this.inbound.set(r.nodeId, newEntry);
@@ -387,7 +430,7 @@ export class GrpcTransport extends TransportBase implements Transport {
     };
   }
 
-  private linkOwner(peerId: string, onDead: (reason: string) => void) {
+  private linkOwner(peerId: string, onDead: (reason: string, hostile?: boolean) => void) {
     return {
       onEnvelope: async (env: Envelope, signal: AbortSignal): Promise<Envelope | undefined> => {
         // The stream is bound to the id it registered (and was authenticated) as.
@@ -411,6 +454,8 @@ export class GrpcTransport extends TransportBase implements Transport {
         this.logger.warn(`transport ${this.nodeId}: peer '${peerId}' declared gone: ${reason}`);
         onDead(reason);
       },
+      // The link logged the refusal (rate-limited) already.
+      onViolation: (reason: string) => onDead(reason, true),
       countBytes: (sent: number, received: number) => {
         this.counters.bytesSent += sent;
         this.counters.bytesReceived += received;
@@ -509,7 +554,7 @@ export class GrpcTransport extends TransportBase implements Transport {
         link = new StreamLink(stream, target.nodeId, this.linkOwner(target.nodeId, (reason) => {
           closed(reason);
           stream.cancel();
-        }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, logger: this.peerLogger(target.nodeId), selfId: this.nodeId });
+        }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, limits: this.streamLimits, logger: this.peerLogger(target.nodeId), selfId: this.nodeId });
         out.link = link;
         out.stream = stream;
         out.peer = { nodeId: target.nodeId, role: ack.role, metadata: { ...ack.metadata }, connectedAt: Date.now() };
