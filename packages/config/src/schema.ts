@@ -46,6 +46,10 @@ const openArgs = (description: string): Schema => ({ type: 'object', default: {}
 
 /** Pattern of a node id (also the id part of `connect_to`). */
 export const NODE_ID_PATTERN = '^[A-Za-z0-9_.-]+$';
+/** Longest node id (the transport refuses longer ids on the wire too). */
+export const MAX_NODE_ID_LENGTH = 128;
+/** A secret that must not be empty: an empty token would silently mean "no authentication". */
+const secret = (description: string): Schema => ({ type: 'string', minLength: 1, description });
 /** Pattern of a `connect_to` entry: `id@host:port`, host may be `[ipv6]`. */
 export const PEER_ADDRESS_PATTERN = '^[A-Za-z0-9_.-]+@(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$';
 /** Pattern of `learner.args.device`. */
@@ -63,7 +67,7 @@ export const nodeConfigSchema: Readonly<Schema> = {
   additionalProperties: false,
   properties: {
     extend: str(undefined, 'Parent config file, relative to this file; deep-merged under this one.'),
-    node_id: { type: 'string', pattern: NODE_ID_PATTERN, description: 'Unique id of this node.' },
+    node_id: { type: 'string', pattern: NODE_ID_PATTERN, maxLength: MAX_NODE_ID_LENGTH, description: 'Unique id of this node.' },
     role: enumOf(['trainer', 'learner']),
     exp_name: str('oiafed', 'Experiment name.'),
     seed: { type: 'integer', default: 42 },
@@ -99,9 +103,21 @@ export const nodeConfigSchema: Readonly<Schema> = {
             cert: str(undefined, 'Certificate (PEM file path).'),
             key: str(undefined, 'Private key (PEM file path).'),
             require_client_cert: bool(false),
+            bind_node_id: {
+              type: 'boolean',
+              description:
+                'With require_client_cert (default true there): a client certificate\'s CN or a DNS/URI SAN must equal the node id it registers as.',
+            },
           },
         },
-        auth_token: str(undefined, 'Shared bearer token sent and checked on every call.'),
+        auth_token: secret('Bearer token sent when dialing; on a listening node, the shared token every peer must send (unless auth_tokens is set).'),
+        auth_tokens: {
+          type: 'object',
+          propertyNames: { pattern: NODE_ID_PATTERN, maxLength: MAX_NODE_ID_LENGTH },
+          additionalProperties: secret('Token of this node id.'),
+          minProperties: 1,
+          description: 'Listening node: one bearer token per peer node id; a peer must send the token of the id it registers as.',
+        },
       }),
       update_compression: closed({
         type: enumOf(['none', 'float16', 'int8', 'topk'], 'none'),

@@ -25,6 +25,8 @@ export interface TlsConfig {
   cert?: string;
   key?: string;
   require_client_cert: boolean;
+  /** With require_client_cert: the client certificate must name the node id (default true). */
+  bind_node_id?: boolean;
 }
 
 /** `transport.grpc`. Times in seconds, sizes in MiB. */
@@ -35,7 +37,10 @@ export interface GrpcConfig {
   chunk_mb: number;
   compression: 'none' | 'gzip';
   tls?: TlsConfig;
+  /** Sent when dialing; on a listening node the shared token (never empty). */
   auth_token?: string;
+  /** Listening node: a token per peer node id, binding each id to its own credential. */
+  auth_tokens?: Record<string, string>;
 }
 
 /** `transport.update_compression`: how model updates are compressed on the wire. */

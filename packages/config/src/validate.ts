@@ -34,6 +34,13 @@ function describe(error: ErrorObject): { path: string; at: string; message: stri
   const path = pointerToPath(error.instancePath);
   const got = ` (got ${showValue(error.data)})`;
   const params = error.params as Record<string, unknown>;
+  // A failed key of a map (auth_tokens): name the key, never show the map (its values are secrets).
+  if (error.keyword === 'propertyNames') return undefined;
+  if (error.propertyName !== undefined) {
+    const key = showValue(error.propertyName.length > 40 ? `${error.propertyName.slice(0, 40)}...` : error.propertyName);
+    const rule = error.keyword === 'pattern' ? `must be ${PATTERN_HINTS[String(params.pattern)] ?? `a string matching ${String(params.pattern)}`}` : (error.message ?? 'is invalid');
+    return { path, at: path, message: `key ${key} ${rule}` };
+  }
   switch (error.keyword) {
     case 'required': {
       const key = joinPath(path, String(params.missingProperty));
@@ -55,6 +62,11 @@ function describe(error: ErrorObject): { path: string; at: string; message: stri
       const hint = PATTERN_HINTS[String(params.pattern)] ?? `a string matching ${String(params.pattern)}`;
       return { path, at: path, message: `must be ${hint}${got}` };
     }
+    case 'minLength':
+      return { path, at: path, message: params.limit === 1 ? `must not be empty${got}` : `must have at least ${String(params.limit)} characters${got}` };
+    case 'maxLength':
+      // Never echo the value: it may be huge.
+      return { path, at: path, message: `must have at most ${String(params.limit)} characters (got ${String((error.data as string).length)})` };
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
