@@ -7,7 +7,10 @@ import type { Transport } from '@oiafed/transport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { summaryLine, tempDir } from './helpers.js';
 
-/** A CA, a server and a client certificate signed by it, and a rogue CA with its own client. */
+/**
+ * A CA, a server and a client certificate signed by it, and a rogue CA with its own client. The
+ * client certificate's CN is the node id it may register as (the trainer binds them).
+ */
 function makeCertificates(dir: string) {
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const ext = join(dir, 'san.ext');
@@ -22,10 +25,10 @@ function makeCertificates(dir: string) {
   ca('ca');
   ca('rogue-ca');
   sign('server', 'ca');
-  sign('client', 'ca');
+  sign('learner_ok', 'ca');
   sign('rogue-client', 'rogue-ca');
   const f = (name: string) => join(dir, name);
-  return { ca: f('ca.pem'), rogueCa: f('rogue-ca.pem'), server: [f('server.pem'), f('server.key')], client: [f('client.pem'), f('client.key')], rogueClient: [f('rogue-client.pem'), f('rogue-client.key')] };
+  return { ca: f('ca.pem'), rogueCa: f('rogue-ca.pem'), server: [f('server.pem'), f('server.key')], client: [f('learner_ok.pem'), f('learner_ok.key')], rogueClient: [f('rogue-client.pem'), f('rogue-client.key')] };
 }
 
 const ENV = { FED_TOKEN: 'correct horse battery staple' };
@@ -93,6 +96,7 @@ describe('authentication and TLS at the federation level', () => {
   it.each([
     ['no token', () => ({ tls: goodTls() }), /UNAUTHENTICATED|missing or wrong bearer token/],
     ['a wrong token', () => ({ auth_token: 'guess', tls: goodTls() }), /missing or wrong bearer token/],
+    ["the trusted certificate of another node id (learner_ok's)", () => ({ auth_token: '${FED_TOKEN}', tls: goodTls() }), /client certificate names neither this node id/],
     ['no client certificate', () => ({ auth_token: '${FED_TOKEN}', tls: { ca: certs.ca } }), /TLS is on: the trainer must present a certificate signed by tls.ca/],
     ['a client certificate from an untrusted CA', () => ({ auth_token: '${FED_TOKEN}', tls: { ca: certs.ca, cert: certs.rogueClient[0], key: certs.rogueClient[1] } }), /TLS is on: the trainer must present a certificate signed by tls.ca/],
     ['a CA that did not sign the trainer (server untrusted)', () => ({ auth_token: '${FED_TOKEN}', tls: { ca: certs.rogueCa, cert: certs.client[0], key: certs.client[1] } }), /TLS is on/],
