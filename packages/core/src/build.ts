@@ -154,8 +154,9 @@ export function buildTransport(config: NodeConfig, options: TransportBuildOption
       multiplier: config.retry.multiplier,
     },
     authToken: grpc.auth_token,
+    authTokens: grpc.auth_tokens,
     tls: grpc.tls
-      ? { ca: grpc.tls.ca, cert: grpc.tls.cert, key: grpc.tls.key, requireClientCert: grpc.tls.require_client_cert }
+      ? { ca: grpc.tls.ca, cert: grpc.tls.cert, key: grpc.tls.key, requireClientCert: grpc.tls.require_client_cert, bindNodeId: grpc.tls.bind_node_id }
       : undefined,
     logger: options.logger,
   });
