@@ -550,7 +550,7 @@ export class GrpcTransport extends TransportBase implements Transport {
           return fail(new TransportError('INTERNAL', `${what}: expected registerAck, got ${frame.kind?.$case ?? 'empty frame'}`, { remote: target.nodeId }));
         }
         const ack = frame.kind.registerAck;
-        if (ack.nodeId !== target.nodeId) this.logger.warn(`transport ${this.nodeId}: '${target.nodeId}' answered as '${ack.nodeId}'`);
+        if (ack.nodeId !== target.nodeId) this.logger.warn(`transport ${this.nodeId}: '${target.nodeId}' answered as '${sanitizeForLog(ack.nodeId)}'`);
         link = new StreamLink(stream, target.nodeId, this.linkOwner(target.nodeId, (reason) => {
           closed(reason);
           stream.cancel();
