@@ -64,7 +64,7 @@ describe('ConfigMap configs', () => {
   });
 
   it('TRAINER_HOST falls back to the trainer Service name', async () => {
-    const cfg = await load(configMap.data['learner.yaml'], { NODE_ID: 'oiafed-learner-0', PARTITION_ID: '0' });
+    const cfg = await load(configMap.data['learner.yaml'], { NODE_ID: 'oiafed-learner-0', PARTITION_ID: '0', OIAFED_AUTH_TOKEN: 't' });
     expect(cfg.connect_to).toEqual(['trainer@oiafed-trainer:50051']);
   });
 
@@ -73,9 +73,18 @@ describe('ConfigMap configs', () => {
   });
 
   it('an empty pod-index (cluster older than 1.28) is rejected, not silently partition 0', async () => {
-    await expect(load(configMap.data['learner.yaml'], { NODE_ID: 'oiafed-learner-0', PARTITION_ID: '' })).rejects.toThrow(
+    await expect(load(configMap.data['learner.yaml'], { NODE_ID: 'oiafed-learner-0', PARTITION_ID: '', OIAFED_AUTH_TOKEN: 't' })).rejects.toThrow(
       /partition_id|PARTITION_ID/,
     );
+  });
+
+  it('both configs take the bearer token from the Secret; an empty Secret value is rejected, not "no auth"', async () => {
+    const trainer = await load(configMap.data['trainer.yaml'], downwardEnv(trainerContainer, 'oiafed-trainer-abc12', 0));
+    const learner = await load(configMap.data['learner.yaml'], downwardEnv(learnerContainer, 'oiafed-learner-0', 0));
+    expect(trainer.transport.grpc.auth_token).toBe('secret-oiafed-auth-token');
+    expect(learner.transport.grpc.auth_token).toBe('secret-oiafed-auth-token');
+    const empty = { ...downwardEnv(trainerContainer, 'oiafed-trainer-abc12', 0), OIAFED_AUTH_TOKEN: '' };
+    await expect(load(configMap.data['trainer.yaml'], empty)).rejects.toThrow(/transport\.grpc\.auth_token: must not be empty/);
   });
 
   it('the GPU overlay makes the same learner.yaml pick cuda:0', async () => {

@@ -61,7 +61,7 @@ export function strategicMerge(base: unknown, patch: unknown): unknown {
 
 /**
  * The environment the kubelet gives `container` in pod `podName` with ordinal `podIndex`:
- * literal values plus the downward-API fields the manifests use.
+ * literal values, the downward-API fields the manifests use, and Secret keys (as stand-ins).
  */
 export function downwardEnv(container: Container, podName: string, podIndex: number): Record<string, string> {
   const env: Record<string, string> = {};
@@ -72,6 +72,10 @@ export function downwardEnv(container: Container, podName: string, podIndex: num
       if (path === 'metadata.name') env[e.name] = podName;
       else if (path === "metadata.labels['apps.kubernetes.io/pod-index']") env[e.name] = String(podIndex);
       else throw new Error(`env ${e.name}: downward API field ${path} is not simulated by this test`);
+    } else if (e.valueFrom?.secretKeyRef) {
+      // The Secret is created by the operator, not shipped: a stand-in value of the same shape.
+      const ref = e.valueFrom.secretKeyRef;
+      env[e.name] = `secret-${ref.name}-${ref.key}`;
     } else throw new Error(`env ${e.name}: neither value nor fieldRef`);
   }
   return env;

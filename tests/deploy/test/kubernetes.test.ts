@@ -123,6 +123,16 @@ describe('Kubernetes manifests', () => {
     expect(Number(minClients.value)).toBeLessThanOrEqual(sts.spec.replicas);
   });
 
+  it('both node configs take the bearer token from the Secret oiafed-auth, never from a literal', () => {
+    const cm = manifests.find((m) => m.doc.kind === 'ConfigMap')!.doc;
+    for (const key of ['trainer.yaml', 'learner.yaml']) expect(cm.data[key], key).toMatch(/^ +auth_token: \$\{OIAFED_AUTH_TOKEN\}$/m);
+    for (const kind of ['Deployment', 'StatefulSet']) {
+      const w = manifests.find((m) => m.doc.kind === kind)!.doc;
+      const token = podSpec(w).containers[0].env.find((e: any) => e.name === 'OIAFED_AUTH_TOKEN');
+      expect(token?.valueFrom?.secretKeyRef, kind).toEqual({ name: 'oiafed-auth', key: 'token' });
+    }
+  });
+
   it('containers mount the ConfigMap at /config and run a file it holds', () => {
     const cm = manifests.find((m) => m.doc.kind === 'ConfigMap')!.doc;
     expect(Object.keys(cm.data).sort()).toEqual(['learner.yaml', 'trainer.yaml']);
@@ -163,7 +173,7 @@ describe('Kubernetes manifests', () => {
     expect(c.image).toMatch(/^oiafed-ts-cuda:/);
     expect(c.resources.limits['nvidia.com/gpu']).toBe(1);
     expect(c.resources.requests['nvidia.com/gpu']).toBe(1);
-    const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom.fieldRef.fieldPath]));
+    const env = Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom.fieldRef?.fieldPath ?? e.valueFrom.secretKeyRef?.name]));
     expect(env.OIAFED_DEVICE).toBe('cuda:0');
     expect(env.NODE_ID).toBe('metadata.name');
     expect(env.PARTITION_ID).toBe("metadata.labels['apps.kubernetes.io/pod-index']");
