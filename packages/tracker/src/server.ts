@@ -137,7 +137,10 @@ async function listen(
   servers.push(server);
   server.on('error', (err) => logger.error(`${name} endpoint error`, { error: String(err) }));
   const port = (server.address() as AddressInfo).port;
-  logger.info(`${name} endpoint listening`, { host, port, routes: routes.join(',') });
+  // The default host is every interface (so probes and scrapers in other pods reach it); say so.
+  const everywhere = host === '0.0.0.0' || host === '::' || host === '[::]';
+  const scope = everywhere ? ` on all interfaces (${host}:${port}); set ${name === 'metrics and health' ? 'metrics.host and health.host' : `${name}.host`}: 127.0.0.1 to keep it on this machine` : '';
+  logger.info(`${name} endpoint listening${scope}`, { host, port, routes: routes.join(',') });
   return port;
 }
 

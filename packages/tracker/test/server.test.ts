@@ -99,6 +99,22 @@ describe('startObservability', () => {
     }
   });
 
+  it('says in the startup log when an endpoint listens on all interfaces (the default host)', async () => {
+    const lines: string[] = [];
+    const logger = { debug: () => undefined, info: (m: string) => lines.push(m), warn: () => undefined, error: () => undefined };
+    const nodeMetrics = createNodeMetrics({ nodeId: 'trainer', role: 'trainer' });
+    const obs = await startObservability({
+      metrics: { enabled: true, port: 0 },
+      health: { enabled: true, host: '127.0.0.1', port: 0 },
+      nodeMetrics,
+      status: () => ({ live: true, ready: true }),
+      logger,
+    });
+    await obs.close();
+    expect(lines).toContain(`metrics endpoint listening on all interfaces (0.0.0.0:${obs.metricsPort}); set metrics.host: 127.0.0.1 to keep it on this machine`);
+    expect(lines).toContain('health endpoint listening');
+  });
+
   it('starts nothing when both endpoints are disabled', async () => {
     const obs = await startObservability({ metrics: { enabled: false, port: 9090 }, health: { enabled: false, port: 8080 }, status: () => ({ live: true, ready: true }) });
     expect(obs.metricsPort).toBeUndefined();
