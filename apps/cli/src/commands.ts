@@ -4,11 +4,14 @@
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig, stringifyConfig, type NodeConfig } from '@oiafed/config';
-import { launchLocal, runLearnerNode, runSerial, runTrainerNode } from '@oiafed/core';
+import { parseArgs } from 'node:util';
+import { ConfigError, closestKey, loadConfig, stringifyConfig, type NodeConfig } from '@oiafed/config';
+import type { LaunchResult } from '@oiafed/core';
 import { labelHistogram, loadDataset, partitionIndices, renderPartitionStats } from '@oiafed/datasets';
-import { renderReport } from '@oiafed/tracker';
+import { SUMMARY_FILE, readRunSummary, renderReport, writeAboveLiveLine } from '@oiafed/tracker';
+import { UsageError, cliVersion, flagError, type OptionsConfig } from './args.js';
+
+export { UsageError };
 
 export interface CommandIo {
   stdout: NodeJS.WritableStream;
@@ -19,9 +22,6 @@ export interface CommandIo {
   selfCommand: string[];
 }
 
-/** A user mistake: printed without a stack trace, exit status 2. */
-export class UsageError extends Error {}
-
 export const HELP = `oiafed: federated learning nodes from YAML configs
 
 Usage:
@@ -31,9 +31,17 @@ Usage:
   oiafed show-config <file.yaml>
   oiafed partition-stats <config.yaml> [--num-partitions N] [--out stats.html]
   oiafed report <run dir> [--out report.html]
+  oiafed --version
 
+run, launch, validate and show-config take --set key.path=value (repeatable) to override the
+config; run, launch, validate, show-config and partition-stats take --json for scripts.
 Run "oiafed <command> --help" for a command's options.
+Colors: off when NO_COLOR is set or output is not a terminal; FORCE_COLOR=1 forces them.
 Exit status: 0 success, 1 runtime failure, 2 invalid config or usage.`;
+
+const SET_HELP = `  --set <key.path=value>   override one config value after extend and \${VAR}, before
+                           validation (repeatable; YAML value: --set trainer.args.max_rounds=3,
+                           --set datasets.0.partition.partition_id=2, --set 'connect_to=[a@h:1]')`;
 
 const COMMAND_HELP: Record<string, string> = {
   run: `oiafed run --config <file.yaml> [options]
@@ -47,6 +55,8 @@ Options:
                         --num-clients learners in this process over the memory transport)
   --num-clients <N>     learners in serial mode
   --resume              trainer: continue from the newest checkpoint in checkpoint.dir
+  --json                round lines go to stderr; stdout gets one JSON summary line at the end
+${SET_HELP}
   -h, --help            this help`,
   launch: `oiafed launch --config <trainer.yaml | dir> --num-clients N [options]
 
@@ -63,19 +73,33 @@ Options:
                            (default: learner.yaml beside the trainer config if present,
                            else learners are derived from the trainer config)
   --run-dir <dir>          where history, report and logs go (default runs/<exp_name>)
-  --quiet-logs             do not echo the trainer's log lines on stderr`,
-  validate: `oiafed validate <file.yaml> [more files...]
+  --quiet-logs             do not echo the trainer's log lines on stderr
+  --json                   round lines go to stderr; stdout gets one JSON summary line at the end
+${SET_HELP}`,
+  validate: `oiafed validate <file.yaml> [more files...] [--json] [--set key.path=value]
 
 Loads each config (extend, \${VAR}, schema) and reports every problem with file, key path and
-what was expected. Exit status 0 when all are valid, 2 otherwise.`,
-  'show-config': `oiafed show-config <file.yaml>
+what was expected. Exit status 0 when all are valid, 2 otherwise.
 
-Prints the fully resolved config (extend chains merged, variables substituted, defaults filled)
-as YAML.`,
-  'partition-stats': `oiafed partition-stats <config.yaml> [--num-partitions N] [--out stats.html]
+Options:
+  --json                   one JSON document on stdout: {valid, files: [{file, valid, role,
+                           node_id, issues: [{file, path, message, line, col}]}]}
+${SET_HELP}`,
+  'show-config': `oiafed show-config <file.yaml> [--json] [--set key.path=value]
+
+Prints the fully resolved config (extend chains merged, variables substituted, --set applied,
+defaults filled) as YAML.
+
+Options:
+  --json                   print it as one JSON document instead
+${SET_HELP}`,
+  'partition-stats': `oiafed partition-stats <config.yaml> [--num-partitions N] [--out stats.html] [--json]
 
 Prints the label histogram of every partition the config's first dataset produces and writes
-an HTML chart (default: partition-stats.html).`,
+an HTML chart (default: partition-stats.html).
+
+Options:
+  --json                   the histogram as one JSON document on stdout instead of the table`,
   report: `oiafed report <run dir> [--out report.html]
 
 Draws accuracy, loss, participants and round durations from <run dir>/history.jsonl into a
@@ -86,9 +110,8 @@ function wantsHelp(args: string[]): boolean {
   return args.includes('--help') || args.includes('-h');
 }
 
-type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
-
-function parse<T extends OptionsConfig>(args: string[], options: T) {
+/** Parses one verb's flags; unknown or malformed flags get the verb's usage line. */
+function parse<T extends OptionsConfig>(command: string, args: string[], options: T) {
   try {
     return parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>({
       args,
@@ -97,8 +120,29 @@ function parse<T extends OptionsConfig>(args: string[], options: T) {
       strict: true,
     });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    const usage = (COMMAND_HELP[command] ?? command).split('\n')[0]!;
+    throw flagError(args, options, { command, usage }, error as Error);
   }
+}
+
+/** `--set` and `--json`, shared by the verbs that load a config. */
+const CONFIG_FLAGS = {
+  set: { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+} as const satisfies OptionsConfig;
+
+/** @oiafed/core brings tfjs: only the verbs that train load it, so --version and validate start fast. */
+function loadCore() {
+  return import('@oiafed/core');
+}
+
+/** Writes whole lines to stdout or stderr without splitting a progress bar on the terminal. */
+function line(stream: NodeJS.WritableStream, text: string): void {
+  writeAboveLiveLine(stream, `${text}\n`);
+}
+
+function printJson(io: CommandIo, value: unknown): void {
+  io.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
@@ -113,10 +157,6 @@ function requireConfigFlag(value: string | undefined, command: string): string {
   return value;
 }
 
-function line(stream: NodeJS.WritableStream, text: string): void {
-  stream.write(`${text}\n`);
-}
-
 export async function runCommand(
   argv: string[],
   io: CommandIo,
@@ -127,8 +167,15 @@ export async function runCommand(
     line(io.stdout, HELP);
     return 0;
   }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    line(io.stdout, `oiafed ${cliVersion()}`);
+    return 0;
+  }
   const help = COMMAND_HELP[command];
-  if (!help) throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
+  if (!help) {
+    const guess = closestKey(command, Object.keys(COMMAND_HELP));
+    throw new UsageError(`unknown command "${command}"${guess ? `; did you mean "${guess}"?` : ''}\n\n${HELP}`);
+  }
   if (wantsHelp(args)) {
     line(io.stdout, help);
     return 0;
@@ -152,44 +199,62 @@ export async function runCommand(
 }
 
 async function run(args: string[], io: CommandIo, expectRole?: 'trainer' | 'learner'): Promise<number> {
-  const { values } = parse(args, {
+  const { values } = parse('run', args, {
     config: { type: 'string', short: 'c' },
     mode: { type: 'string' },
     'num-clients': { type: 'string', short: 'n' },
     resume: { type: 'boolean' },
+    ...CONFIG_FLAGS,
   });
-  const config = loadConfig(requireConfigFlag(values.config, 'run'), { env: io.env });
+  const config = loadConfig(requireConfigFlag(values.config, 'run'), { env: io.env, overrides: values.set });
   if (expectRole && config.role !== expectRole) {
     throw new UsageError(`${values.config}: this executable runs ${expectRole}s, the config has role "${config.role}"`);
   }
   const mode = values.mode ?? 'process';
-  const report = (text: string) => line(io.stdout, text);
+  const { defaultRunDir, runLearnerNode, runSerial, runTrainerNode } = await loadCore();
+  // With --json, stdout carries only the summary document; round lines move to stderr.
+  const report = (text: string) => line(values.json ? io.stderr : io.stdout, text);
+  const trainerDone = () => {
+    if (values.json) printJson(io, trainerSummaryJson(resolve(defaultRunDir(config)), mode));
+    return 0;
+  };
   if (mode === 'serial') {
     const numClients = positiveInt(values['num-clients'], '--num-clients');
     if (numClients === undefined) throw new UsageError('run --mode serial needs --num-clients N');
     await runSerial(config, { numClients, report, signal: io.signal, resume: values.resume });
-    return 0;
+    return trainerDone();
   }
   if (mode !== 'process') throw new UsageError(`--mode must be "process" or "serial", got "${mode}"`);
   if (config.role === 'trainer') {
     await runTrainerNode(config, { report, signal: io.signal, resume: values.resume });
-    return 0;
+    return trainerDone();
   }
   const result = await runLearnerNode(config, { signal: io.signal });
-  return result.reason.startsWith('lost the trainer') ? 1 : 0;
+  const failed = result.reason.startsWith('lost the trainer');
+  if (values.json) printJson(io, { role: 'learner', node_id: result.nodeId, rounds: result.rounds, reason: result.reason, ok: !failed });
+  return failed ? 1 : 0;
+}
+
+/** The trainer's summary as written to `<run dir>/summary.json`, plus where that is. */
+function trainerSummaryJson(runDir: string, mode: string): Record<string, unknown> {
+  return { role: 'trainer', mode, ...readRunSummary(runDir), run_dir: runDir };
 }
 
 async function launch(args: string[], io: CommandIo): Promise<number> {
-  const { values } = parse(args, {
+  const { values } = parse('launch', args, {
     config: { type: 'string', short: 'c' },
     'num-clients': { type: 'string', short: 'n' },
     'learner-config': { type: 'string' },
     'run-dir': { type: 'string' },
     'quiet-logs': { type: 'boolean' },
+    ...CONFIG_FLAGS,
   });
   const numClients = positiveInt(values['num-clients'], '--num-clients');
   if (numClients === undefined) throw new UsageError('launch needs --num-clients N');
   const { trainerConfig, learnerConfig } = resolveLaunchConfigs(requireConfigFlag(values.config, 'launch'), values['learner-config']);
+  // Whole milliseconds: file mtimes are rounded to what the file system keeps.
+  const started = Math.floor(Date.now() / 1000) * 1000;
+  const { launchLocal } = await loadCore();
   const result = await launchLocal({
     trainerConfig,
     learnerConfig,
@@ -197,13 +262,29 @@ async function launch(args: string[], io: CommandIo): Promise<number> {
     nodeCommand: io.selfCommand,
     runDir: values['run-dir'],
     env: io.env,
-    stdout: io.stdout,
+    stdout: values.json ? io.stderr : io.stdout,
     stderr: io.stderr,
     echoTrainerLogs: !values['quiet-logs'],
     signal: io.signal,
+    overrides: values.set,
   });
   line(io.stderr, `logs and configs: ${result.runDir}/launch/`);
+  if (values.json) printJson(io, launchSummaryJson(result, started));
   return result.exitCode;
+}
+
+/** The trainer's summary.json (only if this launch wrote it) with every node's exit status. */
+function launchSummaryJson(result: LaunchResult, startedMs: number): Record<string, unknown> {
+  const summaryFile = resolve(result.runDir, SUMMARY_FILE);
+  const fresh = existsSync(summaryFile) && statSync(summaryFile).mtimeMs >= startedMs;
+  return {
+    role: 'trainer',
+    mode: 'launch',
+    ...(fresh ? readRunSummary(result.runDir) : { summary: null }),
+    run_dir: result.runDir,
+    exit_code: result.exitCode,
+    learner_exit_codes: result.learnerExitCodes,
+  };
 }
 
 function resolveLaunchConfigs(configPath: string, learnerFlag: string | undefined) {
@@ -215,33 +296,43 @@ function resolveLaunchConfigs(configPath: string, learnerFlag: string | undefine
 }
 
 function validate(args: string[], io: CommandIo): number {
-  const { positionals } = parse(args, {});
+  const { values, positionals } = parse('validate', args, CONFIG_FLAGS);
   if (positionals.length === 0) throw new UsageError('validate needs at least one config file');
-  let failures = 0;
-  for (const file of positionals) {
+  const results = positionals.map((file) => {
     try {
-      const config = loadConfig(file, { env: io.env });
-      line(io.stdout, `ok: ${file} (${config.role} "${config.node_id}")`);
+      const config = loadConfig(file, { env: io.env, overrides: values.set });
+      if (!values.json) line(io.stdout, `ok: ${file} (${config.role} "${config.node_id}")`);
+      return { file, valid: true, role: config.role, node_id: config.node_id, issues: [] };
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      failures += 1;
-      line(io.stderr, error.message);
+      if (!values.json) line(io.stderr, error.message);
+      return { file, valid: false, issues: error.issues };
     }
-  }
-  return failures > 0 ? 2 : 0;
+  });
+  const valid = results.every((r) => r.valid);
+  if (values.json) printJson(io, { valid, files: results });
+  return valid ? 0 : 2;
 }
 
 function showConfig(args: string[], io: CommandIo): number {
-  const { positionals } = parse(args, {});
+  const { values, positionals } = parse('show-config', args, CONFIG_FLAGS);
   if (positionals.length !== 1) throw new UsageError('show-config needs exactly one config file');
-  io.stdout.write(stringifyConfig(loadConfig(positionals[0]!, { env: io.env })));
+  const config = loadConfig(positionals[0]!, { env: io.env, overrides: values.set });
+  if (values.json) {
+    io.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+    return 0;
+  }
+  // The YAML records what was overridden, so a saved copy says how it came about.
+  const applied = (values.set ?? []).map((text) => `# --set ${text.replaceAll('\n', ' ')}\n`).join('');
+  io.stdout.write(`${applied}${stringifyConfig(config)}`);
   return 0;
 }
 
 async function partitionStats(args: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parse('partition-stats', args, {
     'num-partitions': { type: 'string' },
     out: { type: 'string' },
+    json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('partition-stats needs exactly one config file');
   const config: NodeConfig = loadConfig(positionals[0]!, { env: io.env });
@@ -267,7 +358,12 @@ async function partitionStats(args: string[], io: CommandIo): Promise<number> {
   const histogram = labelHistogram(train.labels, train.numClasses, parts);
   const title = `${spec.type} / ${partition?.strategy ?? 'iid'} / ${numPartitions} partitions`;
   const rendered = renderPartitionStats(histogram, { title });
-  io.stdout.write(`${rendered.text}\n`);
+  if (values.json) {
+    const partitions = histogram.map((counts, id) => ({ partition_id: id, size: counts.reduce((a, b) => a + b, 0), label_counts: counts }));
+    printJson(io, { title, dataset: spec.type, num_partitions: numPartitions, num_classes: train.numClasses, partitions });
+  } else {
+    io.stdout.write(`${rendered.text}\n`);
+  }
   const out = values.out ?? 'partition-stats.html';
   writeFileSync(out, rendered.html);
   line(io.stderr, `chart written to ${out}`);
@@ -275,7 +371,7 @@ async function partitionStats(args: string[], io: CommandIo): Promise<number> {
 }
 
 function report(args: string[], io: CommandIo): number {
-  const { values, positionals } = parse(args, { out: { type: 'string' } });
+  const { values, positionals } = parse('report', args, { out: { type: 'string' } });
   if (positionals.length !== 1) throw new UsageError('report needs exactly one run directory');
   const file = renderReport(positionals[0]!, { out: values.out });
   line(io.stdout, `report written to ${file}`);

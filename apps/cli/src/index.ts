@@ -1,3 +1,3 @@
 export { HELP, UsageError, runCommand } from './commands.js';
 export type { CommandIo } from './commands.js';
-export { main } from './main.js';
+export { main, mainForRole, runWithExitCode } from './main.js';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '@oiafed/config';
-import { UsageError, runCommand } from './commands.js';
+import { UsageError, runCommand, type CommandIo } from './commands.js';
 
 /**
  * Process wrapper shared by the three executables: signals become an AbortSignal (a second
@@ -19,27 +19,42 @@ export async function main(argv: string[], options: { expectRole?: 'trainer' | '
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const code = await runCommand(argv, {
-      stdout: process.stdout,
-      stderr: process.stderr,
-      env: process.env,
-      signal: controller.signal,
-      selfCommand: selfCommand(),
-    }, options);
-    process.exitCode = code;
-  } catch (error) {
-    if (error instanceof ConfigError || error instanceof UsageError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    const message = process.env.OIAFED_DEBUG ? (error as Error).stack : (error as Error).message;
-    process.stderr.write(`error: ${message ?? String(error)}\n`);
-    process.exitCode = 1;
+    const io = { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal, selfCommand: selfCommand() };
+    process.exitCode = await runWithExitCode(argv, io, options);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/**
+ * Runs one command and turns a failure into its exit status: config and usage errors print their
+ * message and give 2, anything else prints `error: ...` (the stack with OIAFED_DEBUG) and gives 1.
+ */
+export async function runWithExitCode(argv: string[], io: CommandIo, options: { expectRole?: 'trainer' | 'learner' } = {}): Promise<number> {
+  try {
+    return await runCommand(argv, io, options);
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      io.stderr.write(`${error.message}\n`);
+      return 2;
+    }
+    const message = io.env.OIAFED_DEBUG ? (error as Error).stack : (error as Error).message;
+    io.stderr.write(`error: ${message ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+/**
+ * `oiafed-trainer` / `oiafed-learner`: `oiafed run` refusing configs of another role; `--help`
+ * shows run's help and `--version` the version.
+ */
+export async function mainForRole(role: 'trainer' | 'learner', args: string[]): Promise<void> {
+  const first = args[0];
+  let argv = ['run', ...args];
+  if (first === '--version' || first === '-V') argv = [first];
+  else if (first === '--help' || first === '-h') argv = ['run', '--help'];
+  await main(argv, { expectRole: role });
 }
 
 /** How to start this CLI again in a child process (same node flags, e.g. tsx's loader in development). */

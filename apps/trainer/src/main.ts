@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 /** `oiafed-trainer --config trainer.yaml`: the same as `oiafed run`, refusing configs of another role. */
-import { main } from '@oiafed/cli';
+import { mainForRole } from '@oiafed/cli';
 
-const args = process.argv.slice(2);
-await main(args[0] === '--help' || args[0] === '-h' ? ['run', '--help'] : ['run', ...args], { expectRole: 'trainer' });
+await mainForRole('trainer', process.argv.slice(2));
