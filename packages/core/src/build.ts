@@ -3,23 +3,23 @@
  * transport, logger and observability. Kept apart from the round logic so users can assemble
  * the same pieces by hand in their own code.
  */
-import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { createAggregator, registerBuiltins as registerBuiltinAggregators } from '@oiafed/aggregators';
 import type { Aggregator } from '@oiafed/aggregators';
 import { parsePeerAddress, type NodeConfig } from '@oiafed/config';
-import { loadDataset, loadPartition, type ArrayDataset } from '@oiafed/datasets';
+import { loadDataset, loadPartition, registerBuiltins as registerBuiltinDatasets, type ArrayDataset } from '@oiafed/datasets';
 import { createModel, registerBuiltinModels, selectBackend, type BackendInfo, type DeviceRequest, type FedModel } from '@oiafed/models';
 import { createLogger, type Logger as TrackerLogger } from '@oiafed/tracker';
 import { GrpcTransport, MemoryTransport, type MemoryHub, type Transport } from '@oiafed/transport';
 import { registerBuiltinCallbacks } from './callbacks.js';
 import { DEFAULT_NUM_PARTITIONS } from './derive.js';
-import type { Logger } from './logger.js';
+import { silentLogger, type Logger } from './logger.js';
+import { importPlugin, isPluginLoaded, pluginSearchDirs, pluginSpecs, resolvePlugin } from './plugins.js';
 
 export function registerAllBuiltins(): void {
   registerBuiltinAggregators();
   registerBuiltinModels();
   registerBuiltinCallbacks();
+  registerBuiltinDatasets();
 }
 
 /**
@@ -33,23 +33,34 @@ export function createNodeLogger(config: NodeConfig, env: NodeJS.ProcessEnv = pr
 }
 
 /**
- * Imports `plugins` and `aggregator.package` so they can register components. A relative path
- * is resolved against the working directory; a bare name through normal package resolution.
+ * Imports `plugins` and `aggregator.package` so they can register components. Each is looked up
+ * from `config_dir` (the config file's directory), then the working directory, then the CLI's own
+ * location; each file is imported once per process. Prefer {@link prepareNode}.
  */
-export async function loadPlugins(config: NodeConfig, logger: Logger): Promise<void> {
-  const entries: Array<{ spec: string; key: string }> = config.plugins.map((spec, i) => ({ spec, key: `plugins[${i}]` }));
-  if (config.aggregator.package) entries.push({ spec: config.aggregator.package, key: 'aggregator.package' });
-  for (const { spec, key } of entries) {
-    const target = spec.startsWith('.') || isAbsolute(spec) ? pathToFileURL(resolve(spec)).href : spec;
-    try {
-      const module = (await import(target)) as { register?: () => void };
-      module.register?.();
-      logger.info(`loaded plugin ${spec}`);
-    } catch (error) {
-      throw new Error(
-        `${key}: cannot import "${spec}": ${(error as Error).message}. Install it where oiafed runs (npm install ${spec}).`,
-      );
-    }
+export async function loadPlugins(config: NodeConfig, logger: Logger = silentLogger): Promise<void> {
+  const dirs = pluginSearchDirs(config);
+  for (const { spec, key } of pluginSpecs(config)) await importPlugin(resolvePlugin(spec, key, dirs), logger);
+}
+
+/**
+ * The first step of every node built from a config: registers the built-in components, then
+ * imports the config's plugins, so plugin model, dataset and aggregator types exist before
+ * anything is built. Safe to call again (builtins and plugins register once per process).
+ */
+export async function prepareNode(config: NodeConfig, logger: Logger = silentLogger): Promise<void> {
+  registerAllBuiltins();
+  await loadPlugins(config, logger);
+}
+
+/** Throws, saying what to call, when a config's plugins have not been imported yet (the sync builders cannot import). */
+function requirePrepared(config: NodeConfig, what: string): void {
+  registerAllBuiltins();
+  const dirs = pluginSearchDirs(config);
+  const missing = pluginSpecs(config).filter(({ spec, key }) => !isPluginLoaded(resolvePlugin(spec, key, dirs)));
+  if (missing.length > 0) {
+    throw new Error(
+      `${what}: ${missing.map((m) => `${m.key} "${m.spec}"`).join(', ')} not imported yet; call \`await prepareNode(config)\` first`,
+    );
   }
 }
 
@@ -66,6 +77,7 @@ export interface NodeData {
 
 /** The trainer keeps only test splits (for evaluation); a learner loads its partition. */
 export async function loadNodeData(config: NodeConfig, logger: Logger): Promise<NodeData> {
+  await prepareNode(config, logger);
   const data: NodeData = {};
   for (const spec of config.datasets) {
     const options = { seed: config.seed, logger };
@@ -94,6 +106,7 @@ export function buildModel(config: NodeConfig, data: NodeData): FedModel {
   if (!config.model) {
     throw new Error(`${config.node_id}: no "model" section; a node needs model.type (e.g. mlp, lenet, cifar10_cnn)`);
   }
+  requirePrepared(config, `model ${config.model.type}`);
   const sample = data.train ?? data.test;
   return createModel(
     { type: config.model.type, args: { seed: config.seed, ...config.model.args } },
@@ -102,6 +115,7 @@ export function buildModel(config: NodeConfig, data: NodeData): FedModel {
 }
 
 export function buildAggregator(config: NodeConfig): Aggregator {
+  requirePrepared(config, `aggregator ${config.aggregator.type}`);
   return createAggregator({ type: config.aggregator.type, args: config.aggregator.args });
 }
 

@@ -20,6 +20,7 @@ export {
   createNodeLogger,
   loadNodeData,
   loadPlugins,
+  prepareNode,
   registerAllBuiltins,
   selectComputeBackend,
 } from './build.js';

@@ -22,8 +22,7 @@ import {
   buildTransport,
   createNodeLogger,
   loadNodeData,
-  loadPlugins,
-  registerAllBuiltins,
+  prepareNode,
   selectComputeBackend,
   type NodeData,
 } from './build.js';
@@ -119,9 +118,8 @@ function resumePoint(
 
 /** Runs a trainer until max_rounds, an early stop or the signal; returns the training summary. */
 export async function runTrainerNode(config: NodeConfig, options: RunOptions = {}): Promise<TrainingSummary> {
-  registerAllBuiltins();
   const logger = options.logger ?? createNodeLogger(config);
-  await loadPlugins(config, logger);
+  await prepareNode(config, logger);
   const backend = await selectComputeBackend(config, logger);
   const data = await loadNodeData(config, logger);
   const model = buildModel(config, data);
@@ -297,9 +295,8 @@ async function buildLearner(
 
 /** Runs a learner until the trainer ends the federation, the trainer is lost for good, or the signal. */
 export async function runLearnerNode(config: NodeConfig, options: RunOptions = {}): Promise<LearnerRunResult> {
-  registerAllBuiltins();
   const logger = options.logger ?? createNodeLogger(config);
-  await loadPlugins(config, logger);
+  await prepareNode(config, logger);
   const backend = await selectComputeBackend(config, logger);
   const metrics = createNodeMetrics({ nodeId: config.node_id, role: config.role, collectProcessMetrics: !options.hub });
   metrics.setComputeBackend(backend.backend, backend.device);
@@ -386,7 +383,6 @@ export async function runSerial(trainerConfig: NodeConfig, options: SerialOption
   if (!Number.isInteger(options.numClients) || options.numClients < 1) {
     throw new Error(`--num-clients must be an integer >= 1, got ${options.numClients}`);
   }
-  registerAllBuiltins();
   const hub = options.hub ?? new MemoryHub();
   const memory = { ...trainerConfig.transport, mode: 'memory' as const };
   const trainer = { ...withPartitionCount(trainerConfig, options.numClients), transport: memory };
@@ -413,6 +409,8 @@ export async function runSerial(trainerConfig: NodeConfig, options: SerialOption
     onListening: (info) => {
       options.onListening?.(info);
       for (const build of builds) {
+  // Plugins first: the learners below load data and build models of types a plugin may register.
+  await prepareNode(trainer, logger);
         build.transport.start().catch((error) => logger.error(`learner start failed: ${errorMessage(error)}`));
       }
     },
