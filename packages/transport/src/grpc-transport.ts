@@ -16,7 +16,7 @@ import {
   type TlsOptions,
   type WireOptions,
 } from './grpc-wire.js';
-import { dialWarning, listenWarnings, nodeIdProblem, PeerAuth } from './peer-auth.js';
+import { dialWarning, listenWarnings, nodeIdProblem, PeerAuth, registrationFieldsProblem } from './peer-auth.js';
 import { RateLimitedLog, sanitizeForLog } from './rate-limited-log.js';
 import { DEFAULT_RETRY, RetryPolicy, sleep, type RetryOptions } from './retry-policy.js';
 import { encodeEnvelope, errorToWire, newId, payloadFromWire, payloadToWire } from './serde.js';
@@ -350,9 +350,14 @@ export class GrpcTransport extends TransportBase implements Transport {
    * Why a register frame is refused: [status, rate-limit reason, details], or undefined. Runs the
    * id checks first, so no later message (or log line) quotes an id that is not a valid one.
    */
-  private registrationProblem(stream: grpc.ServerDuplexStream<Frame, Frame>, r: { nodeId: string; expectedTarget: string }): [grpc.status, string, string] | undefined {
+  private registrationProblem(
+    stream: grpc.ServerDuplexStream<Frame, Frame>,
+    r: { nodeId: string; expectedTarget: string; role: string; metadata: Record<string, string> },
+  ): [grpc.status, string, string] | undefined {
     const bad = nodeIdProblem(r.nodeId);
     if (bad) return [grpc.status.INVALID_ARGUMENT, 'invalid node id', `register.node_id: ${bad}`];
+    const fields = registrationFieldsProblem(r.role, r.metadata);
+    if (fields) return [grpc.status.INVALID_ARGUMENT, 'invalid registration fields', `'${r.nodeId}': ${fields}`];
     if (r.expectedTarget && r.expectedTarget !== this.nodeId)
       return [grpc.status.NOT_FOUND, 'wrong target', `'${r.nodeId}' expected node '${sanitizeForLog(r.expectedTarget)}' but reached '${this.nodeId}'`];
     if (r.nodeId === this.nodeId) return [grpc.status.ALREADY_EXISTS, 'own id', `node id '${r.nodeId}' is this server's own id`];
@@ -405,7 +410,7 @@ export class GrpcTransport extends TransportBase implements Transport {
       };
       entry = newEntry;
       this.inbound.set(r.nodeId, newEntry);
-      this.logger.info(`transport ${this.nodeId}: peer joined`, { peer: r.nodeId, role: sanitizeForLog(r.role) });
+      this.logger.info(`transport ${this.nodeId}: peer joined`, { peer: r.nodeId, role: r.role });
       this.emit('peer-joined', peer);
     });
     stream.on('end', () => {

@@ -77,6 +77,22 @@ describe('node ids from the wire', () => {
     expect(log.bytes() - before).toBeLessThan(4096);
   });
 
+  it('refuses a role or metadata that would carry a forged line or a megabyte into the log', async () => {
+    const log = logFile();
+    const t = await trainer(log.logger);
+    const attempt = async (role: string, metadata: Record<string, string>) => {
+      const c = connect(t.boundPort!);
+      c.stream.write({ kind: { $case: 'register', register: { nodeId: 'learner_0', role, metadata, expectedTarget: '' } } });
+      return c.ended;
+    };
+    expect(await attempt('learner\nERROR forged', {})).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/register\.role/) });
+    expect(await attempt('learner', { 'oiafed.backend': 'x'.repeat(1 << 20) })).toMatchObject({ details: expect.stringMatching(/at most 1024/) });
+    expect(await attempt('learner', { 'oiafed.backend': 'cpu\nERROR forged' })).toMatchObject({ details: expect.stringMatching(/control characters/) });
+    expect(t.peers()).toEqual([]);
+    expect(log.lines.filter((l) => l.includes('\n'))).toEqual([]);
+    expect(log.bytes()).toBeLessThan(4096);
+  });
+
   it('50,000 bogus chunk frames from one peer write a bounded number of log lines', async () => {
     const log = logFile();
     const t = await trainer(log.logger);

@@ -18,6 +18,29 @@ export function nodeIdProblem(id: unknown): string | undefined {
   return undefined;
 }
 
+/** Registration metadata limits: a peer's announcement is small (type, capabilities, counts). */
+const MAX_METADATA_ENTRIES = 32;
+const MAX_METADATA_VALUE = 1024;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/**
+ * Why a Register frame's role or metadata is refused (they end up in logs and PeerInfo), or
+ * undefined. Role: empty or id-shaped; metadata: few entries, id-shaped keys, short values
+ * without control characters.
+ */
+export function registrationFieldsProblem(role: string, metadata: Record<string, string>): string | undefined {
+  if (role !== '' && nodeIdProblem(role)) return `register.role: ${nodeIdProblem(role)!.replace('node id', 'role')}`;
+  const entries = Object.entries(metadata);
+  if (entries.length > MAX_METADATA_ENTRIES) return `register.metadata has ${entries.length} entries (at most ${MAX_METADATA_ENTRIES})`;
+  for (const [key, value] of entries) {
+    if (nodeIdProblem(key)) return `register.metadata key: ${nodeIdProblem(key)!.replace('node id', 'key')}`;
+    if (value.length > MAX_METADATA_VALUE) return `register.metadata.${key} is ${value.length} characters long (at most ${MAX_METADATA_VALUE})`;
+    if (CONTROL.test(value)) return `register.metadata.${key} holds control characters`;
+  }
+  return undefined;
+}
+
 export interface PeerAuthOptions {
   /** One token shared by every peer. */
   authToken?: string;
