@@ -54,6 +54,14 @@ export function sanitizeQuoted(text: string, max = MAX_QUOTED): string {
   return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
 }
 
+/**
+ * Shows a key found in a file: quoted when it looks like a key name, otherwise only its length.
+ * A file that is no config at all (`extend: /etc/shadow`) has whole lines as keys; none is echoed.
+ */
+export function showKey(key: string): string {
+  return /^[A-Za-z0-9_.-]{1,40}$/.test(key) ? `"${key}"` : `of ${key.length} characters that is no key name (not shown)`;
+}
+
 /** Shows a value the way it would be written in YAML/JSON, sanitized and shortened for one-line messages. */
 export function showValue(value: unknown): string {
   let text: string;

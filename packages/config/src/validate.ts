@@ -1,6 +1,6 @@
 import { Ajv } from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { closestKey, sanitizeQuoted, showValue } from './errors.js';
+import { closestKey, showKey, showValue } from './errors.js';
 import type { ConfigIssue } from './errors.js';
 import { checkPeerAddress } from './peer-address.js';
 import { DEVICE_PATTERN, NODE_ID_PATTERN, PEER_ADDRESS_PATTERN, ROTATION_PATTERN, nodeConfigSchema } from './schema.js';
@@ -51,7 +51,7 @@ function describe(error: ErrorObject): { path: string; at: string; message: stri
       const allowed = Object.keys((error.parentSchema?.properties as object | undefined) ?? {});
       const guess = closestKey(key, allowed);
       const hint = guess ? `; did you mean "${guess}"?` : '';
-      return { path, at: joinPath(path, key), message: `unknown key "${sanitizeQuoted(key)}" (allowed: ${allowed.join(', ')})${hint}` };
+      return { path, at: joinPath(path, key), message: `unknown key ${showKey(key)} (allowed: ${allowed.join(', ')})${hint}` };
     }
     case 'type':
       return { path, at: path, message: `must be ${String(params.type)}${got}` };
