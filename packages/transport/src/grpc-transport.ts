@@ -296,7 +296,7 @@ export class GrpcTransport extends TransportBase implements Transport {
       return cb(null, { id: env.id, error: errorToWire('INVALID_ARGUMENT', errorMessage(err), false) });
     }
     void this.invoke(env.method, payload, { source: env.source, metadata: env.metadata }).catch((err: unknown) =>
-      this.logger.warn(`transport ${this.nodeId}: notify handler '${sanitizeForLog(env.method)}' failed`, { source: env.source, error: errorMessage(err) }),
+      void this.refusals.refuse(env.source, `notify handler '${sanitizeForLog(env.method, 40)}' failed`, errorMessage(err)),
     );
     cb(null, { id: env.id });
   }
@@ -449,7 +449,7 @@ export class GrpcTransport extends TransportBase implements Transport {
             const payload = payloadFromWire(env, `notify '${env.method}' from ${env.source}`);
             await this.invoke(env.method, payload, { source: env.source, metadata: env.metadata });
           } catch (err) {
-            this.logger.warn(`transport ${this.nodeId}: notify '${sanitizeForLog(env.method)}' from ${peerId} failed`, { error: errorMessage(err) });
+            this.refusals.refuse(peerId, `notify '${sanitizeForLog(env.method, 40)}' failed`, errorMessage(err));
           }
           return undefined;
         }
