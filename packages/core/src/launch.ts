@@ -97,7 +97,14 @@ export async function launchLocal(options: LaunchOptions): Promise<LaunchResult>
     return writeConfig(launchDir, deriveLearnerConfig(trainer, index, options.numClients, { host: '127.0.0.1', port }), overrides);
   });
 
+  // A stop request before anything started (e.g. during the port probe): nothing to run or save.
+  if (options.signal?.aborted) return { exitCode: 0, runDir, learnerExitCodes: [] };
   const children: ChildProcess[] = [];
+  // Exit status per child, listened for from the spawn on: a child killed by a signal keeps
+  // exitCode null, and waiting for a 'close' that had already come left launch hanging.
+  const closed = new Map<ChildProcess, Promise<number | null>>();
+  const exitOf = (child: ChildProcess) => closed.get(child)!;
+  let forwarded = false;
   const startNode = (file: string, name: string, echo: boolean): ChildProcess => {
     const [command, ...prefix] = options.nodeCommand;
     const child = spawn(command!, [...prefix, 'run', '--config', file], {
@@ -111,26 +118,32 @@ export async function launchLocal(options: LaunchOptions): Promise<LaunchResult>
       child.stdout!.pipe(options.stdout ?? process.stdout, { end: false });
       if (options.echoTrainerLogs) child.stderr!.pipe(options.stderr ?? process.stderr, { end: false });
     }
+    closed.set(child, new Promise((resolveExit) => child.once('close', (code) => resolveExit(code))));
     child.once('close', () => log.end());
     children.push(child);
     return child;
   };
 
   const forward = () => {
-    for (const child of children) if (child.exitCode === null) child.kill('SIGINT');
+    forwarded = true;
+    for (const child of children) if (running(child)) child.kill('SIGINT');
   };
   options.signal?.addEventListener('abort', forward, { once: true });
 
   const trainerProcess = startNode(trainerFile, trainer.node_id, true);
   // Learners give up dialing after retry.max_attempts; a trainer that loads slowly (many processes
   // starting on few cores) would outlast that budget, so learners start once it accepts connections.
+  // The port may open just as a stop arrives: then no learner is started (none would be told to stop).
   const listening = await waitForPort(port, trainerProcess, options.signal);
-  const learners = listening ? learnerFiles.map((file, index) => startNode(file, learnerId(index), false)) : [];
-  const exitCode = await exitOf(trainerProcess);
+  const learners = listening && !options.signal?.aborted ? learnerFiles.map((file, index) => startNode(file, learnerId(index), false)) : [];
+  const trainerExit = await exitOf(trainerProcess);
+  // A trainer that got the forwarded SIGINT before it could handle signals (still loading) died of
+  // it: that is the stop that was asked for, with nothing to save, so it counts as a clean exit.
+  const exitCode = trainerExit ?? (forwarded && trainerProcess.signalCode === 'SIGINT' ? 0 : null);
   const graceMs = options.learnerGraceMs ?? 10_000;
   const learnerExitCodes = await Promise.all(
     learners.map(async (child) => {
-      const timer = setTimeout(() => child.exitCode === null && child.kill('SIGTERM'), graceMs);
+      const timer = setTimeout(() => running(child) && child.kill('SIGTERM'), graceMs);
       const code = await exitOf(child);
       clearTimeout(timer);
       return code;
@@ -157,7 +170,7 @@ async function waitForPort(port: number, trainer: ChildProcess, signal?: AbortSi
   return false;
 }
 
-function exitOf(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolveExit) => child.once('close', (code) => resolveExit(code)));
+function running(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
 }
+

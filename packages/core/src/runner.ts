@@ -293,6 +293,25 @@ async function buildLearner(
   return { learner, transport, model: () => learner.currentModel(), ownsModel: !options.sharedModel };
 }
 
+/**
+ * Starts a transport whose first dial may retry for minutes (retry.max_attempts); a stop request
+ * meanwhile ends the dialing at once. False when the signal stopped it.
+ */
+async function startUnlessStopped(transport: Transport, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted) return false;
+  const stop = () => void transport.stop().catch(() => undefined);
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    await transport.start();
+    return !signal?.aborted;
+  } catch (error) {
+    if (signal?.aborted) return false;
+    throw error;
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+}
+
 /** Runs a learner until the trainer ends the federation, the trainer is lost for good, or the signal. */
 export async function runLearnerNode(config: NodeConfig, options: RunOptions = {}): Promise<LearnerRunResult> {
   const logger = options.logger ?? createNodeLogger(config);
@@ -343,7 +362,10 @@ export async function runLearnerNode(config: NodeConfig, options: RunOptions = {
       `(${built.model()?.numParams ?? 'built on first round'} parameters), backend ${backend.backend} on ${backend.device}`,
   );
   try {
-    await transport.start();
+    if (!(await startUnlessStopped(transport, options.signal))) {
+      logger.info(`learner ${config.node_id} stopped by signal before it registered`);
+      return { nodeId: config.node_id, rounds: 0, reason: 'stopped by signal' };
+    }
     registered = true;
     options.onListening?.({ port: transport.boundPort });
     const reason = await Promise.race([learner.whenFinished().then((b) => b.reason), lost, aborted]);

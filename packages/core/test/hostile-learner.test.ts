@@ -140,7 +140,10 @@ describe('a trainer facing a learner that sends garbage', () => {
     });
     const shutdowns: string[] = [];
     let trainCalls = 0;
-    limited.handle(LearnerMethods.shutdown, (payload) => void shutdowns.push((payload.body as { reason: string }).reason));
+    limited.handle(LearnerMethods.shutdown, (payload) => {
+      shutdowns.push((payload.body as { reason: string }).reason);
+      return { body: {} };
+    });
     limited.handle(LearnerMethods.train, () => {
       trainCalls++;
       return { body: {} };
