@@ -343,6 +343,8 @@ async function partitionStats(args: string[], io: CommandIo): Promise<number> {
   if (numPartitions === undefined) {
     throw new UsageError('the number of partitions is unknown: set datasets[0].partition.num_partitions or --num-partitions');
   }
+  // The dataset type may come from a plugin; core (and tfjs) is loaded only then.
+  if (config.plugins.length > 0) await (await loadCore()).prepareNode(config);
   const { train } = await loadDataset({ ...spec, split: 'train' }, { seed: config.seed });
   if (!train) throw new Error(`dataset ${spec.type} has no train split`);
   const partition = spec.partition;

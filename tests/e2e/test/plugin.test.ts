@@ -241,6 +241,15 @@ describe('model and dataset plugins named by a relative path', () => {
       expect(learner!.stderr).toContain('loaded plugin ./model-plugin.mjs');
     }
   });
+
+  it('partition-stats splits a plugin dataset', async () => {
+    const project = pluginProject('plugin-pstats');
+    const config = writeYaml(project, 'trainer.yaml', pluginTrainerYaml(PLUGINS));
+    const result = await runCli(['partition-stats', config, '--out', join(project, 'x.html')], { cwd: tempDir('plugin-cwd'), timeoutMs: 60_000 });
+    expect(result.code, result.stderr.slice(-3000)).toBe(0);
+    expect(result.stdout).toContain('plugin_blobs / iid / 2 partitions');
+    expect(histogramRows(result.stdout).all).toEqual({ total: 200, labels: 2 });
+  });
 });
 
 describe('a plugin named by its package name', () => {
