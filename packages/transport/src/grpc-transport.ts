@@ -138,6 +138,8 @@ export class GrpcTransport extends TransportBase implements Transport {
   private readonly auth: PeerAuth;
   /** Refusals and stream errors caused by peers: one line per (peer, reason) per 10 s. */
   private readonly refusals: RateLimitedLog;
+  /** Node ids whose stream broke its limits, refused at registration until `until`. */
+  private readonly penalties = new Map<string, { until: number; strikes: number }>();
 
   constructor(o: GrpcTransportOptions) {
     super(o?.nodeId, o?.logger, 'GrpcTransport');
@@ -350,6 +352,22 @@ export class GrpcTransport extends TransportBase implements Transport {
    * Why a register frame is refused: [status, rate-limit reason, details], or undefined. Runs the
    * id checks first, so no later message (or log line) quotes an id that is not a valid one.
    */
+  /**
+   * A peer whose stream broke its limits may not register again for 1 s, doubling per repeat up
+   * to 60 s (strikes are forgotten after 10 clean minutes): closing its link is no defence if it
+   * can reconnect at once and make this node read another maximum-size frame. UNAVAILABLE, so an
+   * honest node dropped for reading too slowly retries with its backoff.
+   */
+  private penalise(nodeId: string): void {
+    const now = Date.now();
+    const prev = this.penalties.get(nodeId);
+    const strikes = prev && now - prev.until < 600_000 ? prev.strikes + 1 : 1;
+    this.penalties.delete(nodeId);
+    this.penalties.set(nodeId, { until: now + Math.min(60_000, 1_000 * 2 ** (strikes - 1)), strikes });
+    // Bounded like the refusal log: the oldest entry goes first.
+    while (this.penalties.size > 1024) this.penalties.delete(this.penalties.keys().next().value!);
+  }
+
   private registrationProblem(
     stream: grpc.ServerDuplexStream<Frame, Frame>,
     r: { nodeId: string; expectedTarget: string; role: string; metadata: Record<string, string> },
@@ -363,6 +381,9 @@ export class GrpcTransport extends TransportBase implements Transport {
     if (r.nodeId === this.nodeId) return [grpc.status.ALREADY_EXISTS, 'own id', `node id '${r.nodeId}' is this server's own id`];
     const unbound = this.auth.identityProblem(stream.metadata, stream.getAuthContext(), r.nodeId);
     if (unbound) return [grpc.status.UNAUTHENTICATED, 'identity not bound', `may not register as '${r.nodeId}': ${unbound}`];
+    const penalty = this.penalties.get(r.nodeId);
+    if (penalty && Date.now() < penalty.until)
+      return [grpc.status.UNAVAILABLE, 'cooling down', `'${r.nodeId}' broke the stream limits of '${this.nodeId}'; registration refused for ${Math.ceil((penalty.until - Date.now()) / 1000)} s more`];
     const existing = this.inbound.get(r.nodeId);
     if (existing && !existing.link.isClosed)
       return [grpc.status.ALREADY_EXISTS, 'id taken', `node id '${r.nodeId}' is already registered with '${this.nodeId}' by a live connection`];
@@ -404,7 +425,10 @@ export class GrpcTransport extends TransportBase implements Transport {
         stream,
         link: new StreamLink(stream, r.nodeId, this.linkOwner(r.nodeId, (reason, hostile) => {
           gone(hostile ? reason : 'heartbeat timeout');
-          if (hostile) resetServerStream(stream, reason);
+          if (hostile) {
+            this.penalise(r.nodeId);
+            resetServerStream(stream, reason);
+          }
           else stream.end();
         }), { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, limits: this.streamLimits, logger: this.peerLogger(r.nodeId), selfId: this.nodeId }),
       };
@@ -427,11 +451,14 @@ export class GrpcTransport extends TransportBase implements Transport {
    * through the refusal limiter, so a peer repeating a bad frame 50,000 times writes a few lines.
    */
   private peerLogger(peerId: string): Logger {
+    // The rate-limit key is the message without what varies per frame (envelope ids, numbers).
+    const kind = (msg: string) => msg.replace(/envelope \S+/g, 'envelope *').replace(/\d+/g, '#').slice(0, 120);
+    const withMeta = (msg: string, meta?: object) => (meta ? `${msg} ${JSON.stringify(meta)}` : msg);
     return {
       debug: (msg, meta) => this.logger.debug(msg, meta),
       info: (msg, meta) => this.logger.info(msg, meta),
-      warn: (msg) => void this.refusals.refuse(peerId, 'stream warning', msg, 'warn'),
-      error: (msg) => void this.refusals.refuse(peerId, 'stream error', msg, 'error'),
+      warn: (msg, meta) => void this.refusals.line(peerId, kind(msg), withMeta(msg, meta), 'warn'),
+      error: (msg, meta) => void this.refusals.line(peerId, kind(msg), withMeta(msg, meta), 'error'),
     };
   }
 

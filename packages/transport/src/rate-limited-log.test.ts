@@ -35,6 +35,18 @@ describe('RateLimitedLog', () => {
     expect(lines).toHaveLength(4);
   });
 
+  it('line(): writes a plain message once per (peer, kind) per interval, sanitised', () => {
+    let now = 0;
+    const { logger, lines } = recorder();
+    const log = new RateLimitedLog(logger, { intervalMs: 1000, now: () => now });
+    for (let i = 0; i < 1000; i++) log.line('p1', 'bad chunk #', `bad chunk ${i}\nforged`, 'error');
+    log.line('p1', 'link closed', 'link closed');
+    expect(lines.map((l) => l.msg)).toEqual(['bad chunk 0\\u000aforged', 'link closed']);
+    now = 1000;
+    log.line('p1', 'bad chunk #', 'bad chunk 1000', 'error');
+    expect(lines[2]).toMatchObject({ level: 'error', msg: 'bad chunk 1000 [999 more like this suppressed]' });
+  });
+
   it('never lets a wire string forge a line or flood the log', () => {
     expect(sanitizeForLog('x\nERROR forged')).toBe('x\\u000aERROR forged');
     const long = sanitizeForLog('i'.repeat(16 * 1024 * 1024));

@@ -56,18 +56,8 @@ export class RateLimitedLog {
    * the rate-limit key) with a free-form `detail`. Returns true when the line was written.
    */
   refuse(peer: string, reason: string, detail = '', level: 'warn' | 'error' | 'info' = 'warn'): boolean {
-    const key = `${peer}\u0000${reason}`;
-    const t = this.now();
-    const slot = this.slots.get(key);
-    if (slot && t - slot.lastMs < this.intervalMs) {
-      slot.suppressed++;
-      return false;
-    }
-    const suppressed = slot?.suppressed ?? 0;
-    // Re-insert so Map order is least-recently-logged first, the eviction order.
-    this.slots.delete(key);
-    this.slots.set(key, { lastMs: t, suppressed: 0 });
-    while (this.slots.size > this.maxKeys) this.slots.delete(this.slots.keys().next().value!);
+    const suppressed = this.pass(peer, reason);
+    if (suppressed === undefined) return false;
     const more = suppressed > 0 ? ` [${suppressed} more like this suppressed]` : '';
     const tail = detail ? `: ${sanitizeForLog(detail, MAX_DETAIL)}` : '';
     this.logger[level](`refused '${sanitizeForLog(peer)}': ${sanitizeForLog(reason)}${tail}${more}`, {
@@ -76,5 +66,34 @@ export class RateLimitedLog {
       suppressed,
     });
     return true;
+  }
+
+  /**
+   * Writes `message` (sanitised, capped) at `level` unless the same (peer, kind) was logged within
+   * the interval; for messages that are not refusals, e.g. a peer's stream errors. `kind` is the
+   * rate-limit key: the message with its varying parts (ids, counts) left out.
+   */
+  line(peer: string, kind: string, message: string, level: 'warn' | 'error' | 'info' = 'warn'): boolean {
+    const suppressed = this.pass(peer, kind);
+    if (suppressed === undefined) return false;
+    const more = suppressed > 0 ? ` [${suppressed} more like this suppressed]` : '';
+    this.logger[level](`${sanitizeForLog(message, MAX_DETAIL)}${more}`, { peer: sanitizeForLog(peer), suppressed });
+    return true;
+  }
+
+  /** Counts (peer, key): the suppressed count to report when a line may be written now, else undefined. */
+  private pass(peer: string, key: string): number | undefined {
+    const slotKey = `${peer}\u0000${key}`;
+    const t = this.now();
+    const slot = this.slots.get(slotKey);
+    if (slot && t - slot.lastMs < this.intervalMs) {
+      slot.suppressed++;
+      return undefined;
+    }
+    // Re-insert so Map order is least-recently-logged first, the eviction order.
+    this.slots.delete(slotKey);
+    this.slots.set(slotKey, { lastMs: t, suppressed: 0 });
+    while (this.slots.size > this.maxKeys) this.slots.delete(this.slots.keys().next().value!);
+    return slot?.suppressed ?? 0;
   }
 }
