@@ -4,12 +4,15 @@
  * round lines (stdout) and the nodes' logs already say the same thing once per round, and a
  * redrawn bar in a log file is noise.
  */
-import { createProgress, type Progress } from '@oiafed/tracker';
+import { createProgress, type Progress, type TerminalStream } from '@oiafed/tracker';
 import type { PeerInfo, Transport } from '@oiafed/transport';
 import type { RoundRecord, TrainerCallback } from './callbacks.js';
 
-/** Where progress goes: stderr by default; only a stream with `isTTY: true` gets bars. */
-export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+/**
+ * Where progress goes: stderr by default; only a stream with `isTTY: true` gets bars. Log lines
+ * and the CLI's round lines step around a bar on the same terminal (tracker's live line).
+ */
+export type ProgressStream = TerminalStream;
 
 /** Options of the progress helpers. */
 export interface ProgressHookOptions {
