@@ -349,10 +349,6 @@ export class GrpcTransport extends TransportBase implements Transport {
   }
 
   /**
-   * Why a register frame is refused: [status, rate-limit reason, details], or undefined. Runs the
-   * id checks first, so no later message (or log line) quotes an id that is not a valid one.
-   */
-  /**
    * A peer whose stream broke its limits may not register again for 1 s, doubling per repeat up
    * to 60 s (strikes are forgotten after 10 clean minutes): closing its link is no defence if it
    * can reconnect at once and make this node read another maximum-size frame. UNAVAILABLE, so an
@@ -368,6 +364,10 @@ export class GrpcTransport extends TransportBase implements Transport {
     while (this.penalties.size > 1024) this.penalties.delete(this.penalties.keys().next().value!);
   }
 
+  /**
+   * Why a register frame is refused: [status, rate-limit reason, details], or undefined. Runs the
+   * id checks first, so no later message (or log line) quotes an id that is not a valid one.
+   */
   private registrationProblem(
     stream: grpc.ServerDuplexStream<Frame, Frame>,
     r: { nodeId: string; expectedTarget: string; role: string; metadata: Record<string, string> },
