@@ -68,6 +68,7 @@ export async function launchLocal(options: LaunchOptions): Promise<LaunchResult>
   if (loaded.role !== 'trainer') {
     throw new Error(`${options.trainerConfig}: launch needs a trainer config, this one has role "${loaded.role}"`);
   }
+  assertEnoughClients(options.trainerConfig, loaded, options.numClients);
   const port = options.port ?? (await freeLoopbackPort());
   const runDir = resolve(options.runDir ?? defaultRunDir(loaded));
   const launchDir = join(runDir, 'launch');
@@ -151,6 +152,23 @@ export async function launchLocal(options: LaunchOptions): Promise<LaunchResult>
   );
   options.signal?.removeEventListener('abort', forward);
   return { exitCode: exitCode ?? 1, runDir, learnerExitCodes };
+}
+
+/**
+ * The trainer would wait registration_timeout for learners that launch never starts, then fail
+ * ("only N of M learners"): refuse at once, naming both numbers.
+ */
+function assertEnoughClients(file: string, config: NodeConfig, numClients: number): void {
+  const args = config.trainer.args;
+  for (const key of ['min_clients', 'min_available_clients'] as const) {
+    const needed = args[key];
+    if (needed !== undefined && needed > numClients) {
+      throw new Error(
+        `${file}: trainer.args.${key} is ${needed} but --num-clients is ${numClients}; ` +
+          `pass --num-clients ${needed} or more, or --set trainer.args.${key}=${numClients}`,
+      );
+    }
+  }
 }
 
 /** Resolves true once 127.0.0.1:port accepts a connection, false if the trainer exits or the signal aborts first. */
