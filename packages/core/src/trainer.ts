@@ -490,6 +490,8 @@ export class Trainer {
         try {
           const reply = await this.options.transport.call(learner, LearnerMethods.evaluate, { body: { round, model: this.options.modelSpec }, tensors }, {
             timeoutMs: this.options.settings.roundTimeoutS * 1000,
+            // A stop must not wait up to round_timeout for a slow learner's evaluation.
+            signal: this.options.signal,
           });
           const body = reply.body as EvaluateResponseBody;
           return body.num_samples > 0 && Number.isFinite(body.accuracy) ? body : undefined;
