@@ -1,21 +1,18 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { afterAll } from 'vitest';
 import { runWithExitCode } from '@oiafed/cli';
+import { sourceNodeFlags } from '../../../tests/source-node.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** tsx as an absolute file URL: `--import tsx` would resolve from the child's cwd instead. */
-const tsxUrl = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-
 /** Starts the CLI from source (tsx + the @oiafed/source condition): no build step needed. */
 export function cliArgv(): string[] {
-  return [process.execPath, '--conditions=@oiafed/source', '--import', tsxUrl, join(repoRoot, 'apps/cli/src/main.ts')];
+  return [process.execPath, ...sourceNodeFlags(), join(repoRoot, 'apps/cli/src/main.ts')];
 }
 
 export interface CliResult {

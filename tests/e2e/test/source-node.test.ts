@@ -52,13 +52,14 @@ describe('node children run the sources from any cwd', () => {
     }
   });
 
-  it('no test, benchmark or app passes a bare `tsx` to --import', () => {
+  it('no test, benchmark or app passes a bare `tsx` to --import or resolves tsx on its own', () => {
     const roots = ['tests', 'bench', 'apps', 'packages', 'examples'].map((d) => join(repoRoot, d));
+    const files = roots.flatMap(tsFiles).filter((file) => relative(repoRoot, file) !== 'tests/source-node.ts');
     const bare = /['"]--import['"],\s*['"]tsx['"]|['"]--import=tsx['"]/;
-    const hits = roots
-      .flatMap(tsFiles)
-      .filter((file) => bare.test(readFileSync(file, 'utf8')))
-      .map((file) => relative(repoRoot, file));
+    const ownResolution = /resolve\(\s*['"]tsx['"]\s*\)/;
+    const hits = files.filter((file) => bare.test(readFileSync(file, 'utf8'))).map((file) => relative(repoRoot, file));
     expect(hits).toEqual([]);
+    const copies = files.filter((file) => ownResolution.test(readFileSync(file, 'utf8'))).map((file) => relative(repoRoot, file));
+    expect(copies, 'use sourceNodeFlags() from tests/source-node.ts').toEqual([]);
   });
 });
