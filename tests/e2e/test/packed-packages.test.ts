@@ -5,9 +5,9 @@
  * type-checked. Runs after `npm run build` (builds first when a dist/ is missing).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, tempDir } from './helpers.js';
 
 interface Manifest {
@@ -147,13 +147,21 @@ describe('publishable packages', () => {
 describe('packed packages', () => {
   let tarballs = new Map<string, string>();
   let extracted = '';
+  // The consumer project alone holds about 130 MB of node_modules: nothing stays behind in /tmp.
+  const made: string[] = [];
+  const scratch = (prefix: string) => {
+    const dir = tempDir(prefix);
+    made.push(dir);
+    return dir;
+  };
+  afterAll(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
   beforeAll(() => {
     const packages = publishable();
     ensureBuilt(packages);
-    tarballs = packAll(packages, tempDir('pack'));
+    tarballs = packAll(packages, scratch('pack'));
     expect([...tarballs.keys()].sort()).toEqual(packages.map((w) => w.manifest.name).sort());
-    extracted = tempDir('unpacked');
+    extracted = scratch('unpacked');
     for (const [name, tarball] of tarballs) {
       const into = join(extracted, name);
       mkdirSync(into, { recursive: true });
@@ -181,7 +189,7 @@ describe('packed packages', () => {
     const byName = new Map(publishable().map((w) => [w.manifest.name, w.manifest]));
     // The tarballs stand in for the registry: the named packages and the @oiafed ones they pull in.
     const installed = withInternalDependencies(recipe.packages, byName);
-    const project = tempDir('consumer');
+    const project = scratch('consumer');
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', type: 'module', private: true }));
     execFileSync('npm', ['install', ...installed.map((name) => tarballs.get(name)!), ...NPM_FLAGS], { cwd: project, stdio: 'pipe', env: cleanEnv() });
 
