@@ -409,6 +409,8 @@ export async function runSerial(trainerConfig: NodeConfig, options: SerialOption
   const memory = { ...trainerConfig.transport, mode: 'memory' as const };
   const trainer = { ...withPartitionCount(trainerConfig, options.numClients), transport: memory };
   const logger = options.logger ?? createNodeLogger(trainer);
+  // Plugins first: the learners below load data and build models of types a plugin may register.
+  await prepareNode(trainer, logger);
   const backend = await selectComputeBackend({ ...trainer, role: 'learner' }, logger);
   const learnerConfigs = Array.from({ length: options.numClients }, (_, i) => ({
     ...deriveLearnerConfig(trainer, i, options.numClients, { host: 'memory', port: 0 }),
@@ -431,8 +433,6 @@ export async function runSerial(trainerConfig: NodeConfig, options: SerialOption
     onListening: (info) => {
       options.onListening?.(info);
       for (const build of builds) {
-  // Plugins first: the learners below load data and build models of types a plugin may register.
-  await prepareNode(trainer, logger);
         build.transport.start().catch((error) => logger.error(`learner start failed: ${errorMessage(error)}`));
       }
     },
