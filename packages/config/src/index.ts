@@ -6,6 +6,8 @@ export { stringifyConfig } from './stringify.js';
 export { OVERRIDE_SOURCE, applyOverrides, parseOverride } from './overrides.js';
 export type { ConfigOverride } from './overrides.js';
 export { parsePeerAddress } from './peer-address.js';
+export { hostsFileSchema, loadHostsFile } from './hosts-file.js';
+export type { HostEntry, HostsFile, SshSettings, TrainerHostEntry } from './hosts-file.js';
 export { MAX_NODE_ID_LENGTH, NODE_ID_PATTERN, nodeConfigSchema } from './schema.js';
 export type {
   AggregatorConfig,

@@ -30,7 +30,8 @@ function pointerToPath(pointer: string): string {
   return path;
 }
 
-function describe(error: ErrorObject): { path: string; at: string; message: string } | undefined {
+/** One ajv error as a key path, the path whose position to report, and a message; undefined when another check reports it. */
+export function describe(error: ErrorObject): { path: string; at: string; message: string } | undefined {
   const path = pointerToPath(error.instancePath);
   const got = ` (got ${showValue(error.data)})`;
   const params = error.params as Record<string, unknown>;
@@ -78,8 +79,8 @@ function describe(error: ErrorObject): { path: string; at: string; message: stri
 }
 
 /** Whether the schema declares a string at `path` (a dotted key path; open `args` maps declare nothing). */
-export function schemaExpectsString(path: string): boolean {
-  let schema: Record<string, unknown> | undefined = nodeConfigSchema;
+export function schemaExpectsString(path: string, root: Readonly<Record<string, unknown>> = nodeConfigSchema): boolean {
+  let schema: Readonly<Record<string, unknown>> | undefined = root;
   for (const match of path.matchAll(/([^.[\]]+)|\[([0-9]+)\]/g)) {
     if (schema === undefined) return false;
     schema = (match[2] === undefined
