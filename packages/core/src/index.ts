@@ -54,6 +54,8 @@ export { silentLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { freeLoopbackPort, launchLocal } from './launch.js';
 export type { LaunchOptions, LaunchResult } from './launch.js';
+export { launchOverSsh } from './launch-ssh.js';
+export type { HostOutcome, HostStatus, SshLaunchOptions, SshLaunchResult } from './launch-ssh.js';
 export { readLatestCheckpoint, writeCheckpoint } from './checkpoint.js';
 export type { CheckpointState } from './checkpoint.js';
 export { learnerEpochProgress, trainerProgress, watchRegistrations } from './progress.js';

@@ -171,16 +171,21 @@ function assertEnoughClients(file: string, config: NodeConfig, numClients: numbe
   }
 }
 
-/** Resolves true once 127.0.0.1:port accepts a connection, false if the trainer exits or the signal aborts first. */
-async function waitForPort(port: number, trainer: ChildProcess, signal?: AbortSignal): Promise<boolean> {
+/** Resolves true once host:port accepts a connection, false if the trainer exits or the signal aborts first. */
+export async function waitForPort(port: number, trainer: ChildProcess, signal?: AbortSignal, host = '127.0.0.1'): Promise<boolean> {
   while (trainer.exitCode === null && trainer.signalCode === null && !signal?.aborted) {
     const open = await new Promise<boolean>((resolveOpen) => {
-      const socket = connect({ host: '127.0.0.1', port });
+      const socket = connect({ host, port });
       socket.once('connect', () => {
         socket.destroy();
         resolveOpen(true);
       });
       socket.once('error', () => resolveOpen(false));
+      // A remote host behind a dropping firewall never answers; probe again instead of hanging.
+      socket.setTimeout(2_000, () => {
+        socket.destroy();
+        resolveOpen(false);
+      });
     });
     if (open) return true;
     await new Promise((r) => setTimeout(r, 200));
@@ -188,7 +193,7 @@ async function waitForPort(port: number, trainer: ChildProcess, signal?: AbortSi
   return false;
 }
 
-function running(child: ChildProcess): boolean {
+export function running(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
