@@ -5,7 +5,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, closestKey, loadConfig, stringifyConfig, type NodeConfig } from '@oiafed/config';
+import { ConfigError, closestKey, loadConfig, loadHostsFile, stringifyConfig, type NodeConfig } from '@oiafed/config';
 import type { LaunchResult } from '@oiafed/core';
 import { labelHistogram, loadDataset, partitionIndices, renderPartitionStats } from '@oiafed/datasets';
 import { SUMMARY_FILE, readRunSummary, renderReport, writeAboveLiveLine } from '@oiafed/tracker';
@@ -27,6 +27,7 @@ export const HELP = `oiafed: federated learning nodes from YAML configs
 Usage:
   oiafed run --config <file.yaml> [--mode serial --num-clients N]
   oiafed launch --config <trainer.yaml> --num-clients N [--learner-config <learner.yaml>] [--run-dir DIR]
+  oiafed launch --hosts <hosts.yaml>
   oiafed validate <file.yaml> [more files...]
   oiafed show-config <file.yaml>
   oiafed partition-stats <config.yaml> [--num-partitions N] [--out stats.html]
@@ -75,7 +76,13 @@ Options:
   --run-dir <dir>          where history, report and logs go (default runs/<exp_name>)
   --quiet-logs             do not echo the trainer's log lines on stderr
   --json                   round lines go to stderr; stdout gets one JSON summary line at the end
-${SET_HELP}`,
+${SET_HELP}
+
+oiafed launch --hosts <hosts.yaml> [--json]
+
+Starts the trainer on its host over ssh, waits until it accepts connections, then each learner
+on its host; every output line is prefixed by the node id. Ctrl-C stops every remote node.
+Ends with one line per host; exit status 1 if any host failed (docs/deployment.md).`,
   validate: `oiafed validate <file.yaml> [more files...] [--json] [--set key.path=value]
 
 Loads each config (extend, \${VAR}, schema) and reports every problem with file, key path and
@@ -247,8 +254,10 @@ async function launch(args: string[], io: CommandIo): Promise<number> {
     'learner-config': { type: 'string' },
     'run-dir': { type: 'string' },
     'quiet-logs': { type: 'boolean' },
+    hosts: { type: 'string' },
     ...CONFIG_FLAGS,
   });
+  if (values.hosts !== undefined) return launchHosts(values.hosts, values, io);
   const numClients = positiveInt(values['num-clients'], '--num-clients');
   if (numClients === undefined) throw new UsageError('launch needs --num-clients N');
   const { trainerConfig, learnerConfig } = resolveLaunchConfigs(requireConfigFlag(values.config, 'launch'), values['learner-config']);
@@ -270,6 +279,18 @@ async function launch(args: string[], io: CommandIo): Promise<number> {
   });
   line(io.stderr, `logs and configs: ${result.runDir}/launch/`);
   if (values.json) printJson(io, launchSummaryJson(result, started));
+  return result.exitCode;
+}
+
+/** launch --hosts: trainer and learners on other machines over ssh, configs already on each host. */
+async function launchHosts(file: string, values: { json?: boolean; config?: string; set?: string[] }, io: CommandIo): Promise<number> {
+  if (values.config !== undefined || values.set !== undefined) {
+    throw new UsageError('launch --hosts: each host names its own config in the hosts file; drop --config and --set');
+  }
+  const hosts = loadHostsFile(file, { env: io.env });
+  const { launchOverSsh } = await loadCore();
+  const result = await launchOverSsh({ hosts, env: io.env, stdout: values.json ? io.stderr : io.stdout, stderr: io.stderr, signal: io.signal });
+  if (values.json) printJson(io, { mode: 'launch-ssh', exit_code: result.exitCode, hosts: result.hosts });
   return result.exitCode;
 }
 
