@@ -1,9 +1,12 @@
 // The hosts file of `oiafed launch --hosts`: defaults merged under each entry, ${VAR} like a node
 // config, and errors that name file, key path and expectation.
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadHostsFile } from '@oiafed/config';
+import { loadConfig, loadHostsFile } from '@oiafed/config';
 import { configError, writeTree } from './helpers.js';
+
+const examples = join(dirname(fileURLToPath(import.meta.url)), '../../../examples');
 
 const HOSTS = `defaults:
   ssh: {user: oiafed, identity_file: ~/.ssh/id_ed25519, options: [-o, ProxyJump=bastion]}
@@ -48,5 +51,18 @@ describe('loadHostsFile', () => {
     );
     expect(configError(() => loadHostsFile(join(dir, 'empty.yaml'), { env: {} })).message).toMatch(/empty\.yaml: learners: must NOT have fewer than 1 items/);
     expect(configError(() => loadHostsFile(join(dir, 'missing.yaml'), { env: {} })).message).toMatch(/missing\.yaml: cannot read config: file not found/);
+  });
+
+  it('examples/hosts: the hosts file and the configs it names load with the env it gives each host', () => {
+    const hosts = loadHostsFile(join(examples, 'hosts/hosts.yaml'), { env: {} });
+    expect(hosts.trainer).toMatchObject({ host: '192.168.1.1', grpc_port: 50051, workdir: '/opt/oiafed-ts' });
+    const trainer = loadConfig(join(examples, '..', hosts.trainer.config), { env: hosts.trainer.env });
+    expect(trainer.trainer.args.min_clients).toBe(hosts.learners.length);
+    hosts.learners.forEach((entry, i) => {
+      const learner = loadConfig(join(examples, '..', entry.config), { env: entry.env });
+      expect(learner.node_id).toBe(entry.node_id);
+      expect(learner.datasets[0]!.partition).toMatchObject({ partition_id: i, num_partitions: hosts.learners.length });
+      expect(learner.connect_to).toEqual([`trainer@${hosts.trainer.host}:${hosts.trainer.grpc_port}`]);
+    });
   });
 });
