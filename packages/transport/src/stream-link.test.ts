@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EnvelopeKind, type Envelope, type Frame } from './generated/oiafed/v1/node.js';
+import { EnvelopeKind, Frame, type Envelope } from './generated/oiafed/v1/node.js';
 import { encodeEnvelope } from './serde.js';
 import { StreamLink, type StreamLimits } from './stream-link.js';
 
@@ -115,5 +115,71 @@ describe('StreamLink chunk reassembly under hostile input', () => {
     link.receive(chunk('e2', 1, true, new Uint8Array(8), 0));
     expect(errors.some((e) => /bad chunk 1 of envelope e2/.test(e))).toBe(true);
     link.close('test over');
+  });
+});
+
+describe('StreamLink sending to slow and silent readers', () => {
+  const envelope = (id: string, bytes: number): Envelope => ({
+    id, method: 'train', source: 'self', target: 'peer', correlationId: '', timestampMs: 1, metadata: {},
+    body: new Uint8Array(0), tensors: [{ name: 'w', shape: [bytes / 4], dtype: 1, data: new Uint8Array(bytes).fill(3) }],
+    kind: EnvelopeKind.ENVELOPE_KIND_REQUEST, timeoutMs: 0,
+  });
+  const owner = (violations: string[], received: Envelope[] = []) => ({
+    onEnvelope: async (env: Envelope) => {
+      received.push(env);
+      return undefined;
+    },
+    onDead: () => undefined,
+    onViolation: (reason: string) => violations.push(reason),
+    countBytes: () => undefined,
+  });
+  const logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+  it('holds about two small frames for a peer that never reads, and drops it when the request is given up', async () => {
+    const written: Buffer[] = [];
+    const violations: string[] = [];
+    const link = new StreamLink({ write: (f) => (written.push(f as unknown as Buffer), false) }, 'silent', owner(violations), {
+      chunkBytes: 4 * 1024 * 1024,
+      logger,
+      selfId: 'self',
+    });
+    const req = link.request(envelope('r1', 8 * 1024 * 1024));
+    req.response.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    const held = written.reduce((a, f) => a + f.byteLength, 0);
+    expect(held).toBeLessThanOrEqual(2 * 64 * 1024 + 256);
+    expect(link.heldBytes).toBe(held);
+    req.cancel('deadline');
+    expect(violations).toEqual(['did not read a request within its deadline']);
+    expect(link.isClosed).toBe(true);
+  });
+
+  it('grows frames as a reading peer flushes them, up to chunkBytes, and the peer reassembles them', async () => {
+    const received: Envelope[] = [];
+    const receiver = new StreamLink({ write: () => true }, 'sender', owner([], received), { chunkBytes: 1 << 20, logger, selfId: 'peer' });
+    const sizes: number[] = [];
+    const sender = new StreamLink(
+      {
+        write: (f, done) => {
+          const frame = Frame.decode(f as unknown as Buffer);
+          if (frame.kind?.$case === 'chunk') sizes.push(frame.kind.chunk.data.byteLength);
+          receiver.receive(frame);
+          setImmediate(() => done?.());
+          return true;
+        },
+      },
+      'peer',
+      owner([]),
+      { chunkBytes: 256 * 1024, logger, selfId: 'self' },
+    );
+    await sender.send(envelope('big', 1024 * 1024));
+    await new Promise((r) => setTimeout(r, 10));
+    // Small first, doubling as frames are flushed (the next frame is already queued meanwhile).
+    expect(sizes[0]).toBe(64 * 1024);
+    expect(sizes.every((n, i) => i === 0 || n >= sizes[i - 1]! || i === sizes.length - 1)).toBe(true);
+    expect(Math.max(...sizes)).toBe(256 * 1024);
+    expect(received).toHaveLength(1);
+    expect(received[0]!.tensors[0]!.data.byteLength).toBe(1024 * 1024);
+    expect(received[0]!.tensors[0]!.data.every((b) => b === 3)).toBe(true);
   });
 });

@@ -72,6 +72,9 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
 const COPY_BELOW_BYTES = 64 * 1024;
 // Counted per kept chunk on top of its bytes (the Uint8Array object itself).
 const PART_OVERHEAD_BYTES = 128;
+// Size of the first frames sent on a link: frames grow (doubling up to chunkBytes) only as the
+// peer reads them, so a peer that never reads holds a couple of these, not a chunk or a model.
+const FIRST_FRAME_BYTES = 64 * 1024;
 
 interface Chunk {
   envelopeId: string;
@@ -105,6 +108,8 @@ export class StreamLink {
   private queuedBytes = 0;
   private flushWaiter?: { resolve(): void; reject(err: Error): void };
   private readonly limits: StreamLimits;
+  /** Size of the next chunk frame: FIRST_FRAME_BYTES, doubled per flushed frame, at most chunkBytes. */
+  private frameBytes: number;
 
   constructor(
     private readonly stream: FrameStream,
@@ -119,6 +124,7 @@ export class StreamLink {
     },
   ) {
     this.limits = { ...DEFAULT_STREAM_LIMITS, ...o.limits };
+    this.frameBytes = Math.min(FIRST_FRAME_BYTES, o.chunkBytes);
     const hb = o.heartbeat;
     if (hb && hb.intervalMs > 0) {
       this.pingTimer = setInterval(() => {
@@ -166,11 +172,13 @@ export class StreamLink {
   }
 
   /**
-   * Writes one chunk frame once the frames queued before it leave at most maxQueuedBytes waiting:
-   * a peer that stops reading holds one bounded window of frames, never a whole model.
+   * Writes one chunk frame once the frames queued before it leave room: at most two frames of the
+   * current size (and never over maxQueuedBytes) wait in the stream. Frames grow only as they are
+   * flushed, so a peer that stops reading holds about two small frames, never a chunk or a model.
    */
   private async writeBounded(frame: Buffer): Promise<void> {
-    while (!this.closed && this.queuedBytes > 0 && this.queuedBytes + frame.byteLength > this.limits.maxQueuedBytes) await this.waitFlushed();
+    const room = () => Math.min(this.limits.maxQueuedBytes, 2 * this.frameBytes);
+    while (!this.closed && this.queuedBytes > 0 && this.queuedBytes + frame.byteLength > room()) await this.waitFlushed();
     if (this.closed) return;
     this.queuedBytes += frame.byteLength;
     let flushed = false;
@@ -178,6 +186,7 @@ export class StreamLink {
       if (flushed) return;
       flushed = true;
       this.queuedBytes -= frame.byteLength;
+      this.frameBytes = Math.min(this.o.chunkBytes, this.frameBytes * 2);
       this.flushWaiter?.resolve();
     });
   }
@@ -185,8 +194,8 @@ export class StreamLink {
   /**
    * Sends one envelope as chunks of at most chunkBytes. Each frame is encoded just before it is
    * written, from views of the caller's tensors: a broadcast to N learners shares the tensor bytes
-   * and holds at most maxQueuedBytes of frames per learner. The caller must therefore not modify
-   * its tensors until the returned promise settles.
+   * and holds at most two frames per learner (see writeBounded). The caller must therefore not
+   * modify its tensors until the returned promise settles.
    */
   send(env: Envelope): Promise<void> {
     // Reassembled envelopes start at offset 0 of a fresh buffer on the receiver.
@@ -208,12 +217,12 @@ export class StreamLink {
     const closedError = (what: string) => new TransportError('UNAVAILABLE', `stream to '${this.peerId}' ${what}`, { remote: this.peerId, method: env.method });
     if (this.closed) throw closedError('is closed');
     const total = enc.byteLength;
-    const size = this.o.chunkBytes;
     this.sending.add(env.id);
     try {
-      for (let off = 0, seq = 0; off < total || seq === 0; off += size, seq++) {
-        const end = Math.min(off + size, total);
+      for (let off = 0, seq = 0; off < total || seq === 0; seq++) {
+        const end = Math.min(off + this.frameBytes, total);
         await this.writeBounded(encodeChunkFrame(enc, { envelopeId: env.id, seq, last: end >= total, from: off, length: end - off }));
+        off = end;
         if (this.closed) throw closedError('closed while sending');
       }
     } finally {

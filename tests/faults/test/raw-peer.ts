@@ -2,6 +2,7 @@
 // source of truth) over a grpc-js client whose serialisers pass bytes through, so a test can send
 // frames no GrpcTransport would write (lying sizes, endless envelopes) and read what comes back.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { Envelope, EnvelopeKind, Frame, NodeServiceService } from '@oiafed/transport/wire';
 
@@ -17,8 +18,10 @@ export const RawClient = grpc.makeGenericClientConstructor(
 export type RawPeerClient = InstanceType<typeof RawClient> & Record<string, (...args: unknown[]) => unknown>;
 export type RawStream = grpc.ClientDuplexStream<Buffer, Buffer>;
 
-export function rawClient(port: number): RawPeerClient {
-  return new RawClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as RawPeerClient;
+/** A client; `ownConnection` gives it its own HTTP/2 connection (grpc-js shares them by default). */
+export function rawClient(port: number, o: { ownConnection?: boolean } = {}): RawPeerClient {
+  const options = o.ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {};
+  return new RawClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options) as RawPeerClient;
 }
 
 export const encFrame = (f: Frame): Buffer => Buffer.from(Frame.encode(f).finish());
@@ -80,6 +83,46 @@ export function connectRegistered(client: RawPeerClient, nodeId: string, o: { ro
  */
 export function writeFrame(stream: RawStream, frame: Buffer, ended: Promise<StreamEnd>): Promise<boolean> {
   return Promise.race([new Promise<boolean>((r) => stream.write(frame, (err: unknown) => r(!err))), ended.then(() => false)]);
+}
+
+/** A message in gRPC's length-prefixed framing (uncompressed). */
+function grpcMessage(bytes: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(bytes.byteLength, 1);
+  return Buffer.concat([head, bytes]);
+}
+
+/**
+ * A learner that registers, heartbeats every 500 ms and never reads anything after the first
+ * bytes of its reply: plain HTTP/2 with the stream paused, so flow control really stops the
+ * sender (a paused grpc-js client would still buffer 16 messages for its application).
+ */
+export async function silentHttp2Peer(port: number, nodeId: string): Promise<{ session: ClientHttp2Session; ended: Promise<void>; stop(): void }> {
+  const session = http2Connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => undefined);
+  const req = session.request({ ':method': 'POST', ':path': NodeServiceService.connect.path, 'content-type': 'application/grpc', te: 'trailers' });
+  req.on('error', () => undefined);
+  const ended = new Promise<void>((resolve) => {
+    req.on('close', () => resolve());
+    session.on('close', () => resolve());
+  });
+  req.write(grpcMessage(registerFrame(nodeId)));
+  await new Promise<void>((resolve, reject) => {
+    req.once('data', () => resolve());
+    void ended.then(() => reject(new Error(`${nodeId}: stream closed before the registerAck`)));
+  });
+  req.pause();
+  const timer = setInterval(() => {
+    if (!req.closed) req.write(grpcMessage(heartbeatFrame()));
+  }, 500);
+  return {
+    session,
+    ended,
+    stop: () => {
+      clearInterval(timer);
+      session.destroy();
+    },
+  };
 }
 
 /** A process's resident set size in MB (Linux /proc). */
