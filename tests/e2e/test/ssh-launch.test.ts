@@ -206,10 +206,11 @@ suite(`oiafed launch --hosts over real sshd on loopback${reason ? ` (skipped: ${
     const extraLearner = { node_id: 'learner_bad', host: '127.0.0.3', ssh: { port: closedPort }, config: join(dir, 'learner_1.yaml') };
     const hosts = writeHosts({ dir, trainerPort, a, b, keyDir, extraLearner });
 
-    const result = await runCli(['launch', '--hosts', hosts], { timeoutMs: 90_000 });
+    const result = await runCli(['launch', '--hosts', hosts, '--json'], { timeoutMs: 170_000 });
 
     const context = `stdout:\n${result.stdout.slice(-3000)}\nstderr:\n${result.stderr.slice(-3000)}`;
-    expect(result.stdout, context).toMatch(/^trainer {5}\| round\s+2\/2\s+learners 2\/2/m);
+    // --json: the nodes' output goes to stderr, stdout holds one JSON line with every host's outcome.
+    expect(result.stderr, context).toMatch(/^trainer {5}\| round\s+2\/2\s+learners 2\/2/m);
     expect(result.stderr, context).toMatch(/^learner_0 {3}\| /m);
     expect(result.stderr, context).toMatch(/^learner_1 {3}\| /m);
     expect(result.stderr, context).toMatch(/^learner_bad \| .*Connection refused/m);
@@ -220,8 +221,16 @@ suite(`oiafed launch --hosts over real sshd on loopback${reason ? ` (skipped: ${
     );
     expect(result.stderr, context).toContain(`failed hosts: learner_bad (root@127.0.0.3:${closedPort})`);
     expect(result.code, context).toBe(1);
+    const summary = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { exit_code: number; hosts: Array<{ nodeId: string; status: string }> };
+    expect(summary.exit_code).toBe(1);
+    expect(summary.hosts.map((h) => [h.nodeId, h.status])).toEqual([
+      ['trainer', 'ok'],
+      ['learner_0', 'ok'],
+      ['learner_1', 'ok'],
+      ['learner_bad', 'failed'],
+    ]);
     expect(pgrep(dir)).toEqual([]);
-  }, 100_000);
+  }, 180_000);
 
   /** Starts a long federation and resolves once round 1 is done and the 3 remote nodes run. */
   async function startLongFederation(prefix: string) {
@@ -230,10 +239,10 @@ suite(`oiafed launch --hosts over real sshd on loopback${reason ? ` (skipped: ${
     writeFederation(dir, trainerPort, 10_000);
     const hosts = writeHosts({ dir, trainerPort, a, b, keyDir });
     const launcher = startCli(['launch', '--hosts', hosts]);
-    const done = collect(launcher, 90_000);
+    const done = collect(launcher, 170_000);
     let stdout = '';
     launcher.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 120_000;
     while (!/^trainer\s+\| round\s+1\//m.test(stdout) && launcher.exitCode === null && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -252,7 +261,7 @@ suite(`oiafed launch --hosts over real sshd on loopback${reason ? ` (skipped: ${
     expect(result.stderr, context).toMatch(/^ {2}trainer\s+\S+\s+stopped \(stopped on request\)$/m);
     expect(result.stderr, context).toContain('no host failed');
     expect(await noneLeft(dir, 10_000)).toEqual([]);
-  }, 100_000);
+  }, 180_000);
 
   it('a launcher killed outright (SIGKILL) still stops the remote nodes: the dropped sessions end them', async () => {
     const dir = tempDir('sshkill');
@@ -260,8 +269,8 @@ suite(`oiafed launch --hosts over real sshd on loopback${reason ? ` (skipped: ${
     writeFederation(dir, trainerPort, 10_000);
     // Trainer (waiting for 2 learners forever) and one learner: two remote nodes, no training needed.
     const launcher = startCli(['launch', '--hosts', writeHosts({ dir, trainerPort, a, b, keyDir, oneLearner: true })]);
-    const done = collect(launcher, 90_000);
-    const deadline = Date.now() + 60_000;
+    const done = collect(launcher, 170_000);
+    const deadline = Date.now() + 120_000;
     while (remoteNodes(dir).length < 2 && launcher.exitCode === null && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -270,7 +279,7 @@ suite(`oiafed launch --hosts over real sshd on loopback${reason ? ` (skipped: ${
     await done;
     // The remote wrapper sends SIGTERM on the session's EOF and SIGKILL 20 s later.
     expect(await noneLeft(dir, 25_000)).toEqual([]);
-  }, 100_000);
+  }, 180_000);
 });
 
 describe('oiafed launch --hosts: the hosts file is validated like a node config', () => {
