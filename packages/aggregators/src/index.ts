@@ -12,7 +12,7 @@ export type {
   TensorSpec,
   WeightLayout,
 } from './types.js';
-export { createAggregator, hasAggregator, listAggregators, registerAggregator } from './registry.js';
+export { createAggregator, hasAggregator, listAggregators, parseArgs, registerAggregator, validate as validateSchema } from './registry.js';
 export { BUILTIN_AGGREGATORS, registerBuiltins } from './builtins.js';
 export { fednovaNormalizer, scaffoldControlUpdate } from './learner-helpers.js';
 export {

@@ -75,20 +75,25 @@ export function createAggregator(config: { type: string; args?: Record<string, u
       `unknown aggregator type "${config.type}"; registered types: ${known.length ? known.join(', ') : '(none; call registerBuiltins() or import the plugin package)'}`,
     );
   }
-  const rawArgs = config.args ?? {};
-  if (rawArgs === null || typeof rawArgs !== 'object' || Array.isArray(rawArgs)) {
-    throw new Error(`aggregator "${config.type}": args must be an object, got ${describe(rawArgs)}`);
-  }
-  let args: Record<string, unknown> = { ...rawArgs };
-  if (entry.argsSchema) {
-    const errors: string[] = [];
-    validate(entry.argsSchema, args, 'args', errors);
-    if (errors.length > 0) {
-      throw new Error(`aggregator "${config.type}": ${errors.join('; ')}`);
-    }
-    args = applyDefaults(entry.argsSchema, args);
-  }
+  const args = parseArgs(`aggregator "${config.type}"`, entry.argsSchema, config.args ?? {});
   return entry.factory(args);
+}
+
+/**
+ * Checks a config entry's `args` against a registered schema and fills in schema defaults. Every
+ * registry keyed by a config `type` uses it, so errors read the same everywhere: prefixed with
+ * `label` (e.g. `aggregator "fedavg"`), one message per problem joined by `; `.
+ */
+export function parseArgs(label: string, schema: JsonSchemaObject | undefined, rawArgs: unknown): Record<string, unknown> {
+  if (rawArgs === null || typeof rawArgs !== 'object' || Array.isArray(rawArgs)) {
+    throw new Error(`${label}: args must be an object, got ${describe(rawArgs)}`);
+  }
+  const args: Record<string, unknown> = { ...(rawArgs as Record<string, unknown>) };
+  if (!schema) return args;
+  const errors: string[] = [];
+  validate(schema, args, 'args', errors);
+  if (errors.length > 0) throw new Error(`${label}: ${errors.join('; ')}`);
+  return applyDefaults(schema, args);
 }
 
 function applyDefaults(schema: JsonSchemaObject, args: Record<string, unknown>): Record<string, unknown> {

@@ -49,17 +49,14 @@ export interface RoundContext {
   selectedClients: string[];
 }
 
-/** Learner-side instructions, JSON-serialisable; the default learner obeys them. */
-export interface LearnerInstructions {
-  /** FedProx: add mu/2 * ||w - w_global||^2 over trainable params to the local loss. */
-  proximal_mu?: number;
-  /** SCAFFOLD: correct each gradient by (c - c_i) and return `extras.control_delta`. */
-  scaffold?: boolean;
-  /** FedBN: the learner keeps its own normalization params when loading the global model. */
-  keep_local?: 'normalization';
-  /** FedNova: report `localSteps` (and `meta.momentum`). */
-  report_steps?: boolean;
-}
+/**
+ * Learner-side instructions: an open, JSON-serialisable map. Each key is owned by one learner
+ * algorithm registered on the learner (`registerLearnerAlgorithm` in @oiafed/core), whose schema
+ * validates the value; a key set to anything but undefined, null, false or 0 switches that
+ * algorithm on for the round, and a learner must announce the key as a capability.
+ * The built-ins own `proximal_mu` (fedprox), `scaffold`, `keep_local` (fedbn) and `report_steps` (fednova).
+ */
+export type LearnerInstructions = Record<string, unknown>;
 
 /** Per-round plan sent to the selected learners. */
 export interface RoundPlan {

@@ -11,6 +11,7 @@ import { createModel, registerBuiltinModels, selectBackend, type BackendInfo, ty
 import { createLogger, type Logger as TrackerLogger } from '@oiafed/tracker';
 import { GrpcTransport, MemoryTransport, type MemoryHub, type Transport } from '@oiafed/transport';
 import { registerBuiltinCallbacks } from './callbacks.js';
+import { registerBuiltinLearnerAlgorithms } from './learner-algorithms/builtins.js';
 import { DEFAULT_NUM_PARTITIONS } from './derive.js';
 import { silentLogger, type Logger } from './logger.js';
 import { importPlugin, isPluginLoaded, pluginSearchDirs, pluginSpecs, resolvePlugin } from './plugins.js';
@@ -20,6 +21,7 @@ export function registerAllBuiltins(): void {
   registerBuiltinModels();
   registerBuiltinCallbacks();
   registerBuiltinDatasets();
+  registerBuiltinLearnerAlgorithms();
 }
 
 /**

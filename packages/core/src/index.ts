@@ -3,6 +3,26 @@ export type { TrainerOptions, TrainerSettings, TrainingSummary } from './trainer
 export { Learner } from './learner.js';
 export type { LearnerOptions, LearnerSettings } from './learner.js';
 export {
+  createLearnerAlgorithm,
+  findLearnerAlgorithm,
+  instructionOwner,
+  learnerCapabilities,
+  listLearnerAlgorithms,
+  registerLearnerAlgorithm,
+} from './learner-algorithms/registry.js';
+export { BUILTIN_LEARNER_ALGORITHMS, registerBuiltinLearnerAlgorithms } from './learner-algorithms/builtins.js';
+export { LearnerAlgorithms } from './learner-algorithms/learner-algorithms.js';
+export type { ActiveAlgorithm } from './learner-algorithms/learner-algorithms.js';
+export type {
+  LearnerAlgorithm,
+  LearnerAlgorithmDefinition,
+  LocalRoundContext,
+  LocalTrainingOutcome,
+  LocalTrainingSettings,
+  TrainingAdjustments,
+  UpdateAdditions,
+} from './learner-algorithms/types.js';
+export {
   createCallback,
   earlyStopping,
   modelCheckpoint,

@@ -1,16 +1,18 @@
 /**
  * The client side of a federation: trains the received global model on this node's private
- * partition and returns the update. The default learner obeys every instruction in
- * LearnerInstructions (FedProx's proximal term, SCAFFOLD's corrected gradient, FedBN's local
- * normalisation, FedNova's step counts), so choosing an aggregator in the trainer's config is
- * enough: nobody pairs learner types with algorithms by hand.
+ * partition and returns the update. What an algorithm changes on the learner (FedProx's proximal
+ * term, SCAFFOLD's corrected gradient, FedBN's local normalisation) is a registered learner
+ * algorithm (learner-algorithms/): the one `learner.type` names, plus those the trainer's
+ * instructions switch on, so choosing an aggregator in the trainer's config is enough.
  */
-import { scaffoldControlUpdate, type TensorSpec } from '@oiafed/aggregators';
+import type { TensorSpec } from '@oiafed/aggregators';
 import type { ArrayDataset } from '@oiafed/datasets';
 import type { FedModel, TrainOptions } from '@oiafed/models';
 import type { CallContext, Payload, Transport } from '@oiafed/transport';
 import { errorMessage, silentLogger, type Logger } from './logger.js';
 import { compressUpdate, type UpdateCompression } from './compression.js';
+import { LearnerAlgorithms } from './learner-algorithms/learner-algorithms.js';
+import { learnerCapabilities } from './learner-algorithms/registry.js';
 import { Mutex } from './mutex.js';
 import {
   LearnerMethods,
@@ -45,7 +47,10 @@ export interface LearnerOptions {
   testData?: ArrayDataset;
   settings: LearnerSettings;
   seed: number;
+  /** `learner.type`: the registered learner algorithm this learner runs (default: `default`, plain SGD). */
   learnerType?: string;
+  /** The algorithm's own `learner.args` (validated by its schema). */
+  algorithmArgs?: Record<string, unknown>;
   backend?: string;
   logger?: Logger;
   /** Shared between virtual learners that share one model (serial mode). */
@@ -59,10 +64,8 @@ export interface LearnerOptions {
   compression?: UpdateCompression;
 }
 
-/** Per-learner state that outlives a round: SCAFFOLD's control variate, FedBN's local statistics. */
+/** Per-learner state that outlives a round (algorithms keep theirs in their own instances). */
 interface LocalState {
-  control?: Float32Array;
-  localNormalization?: Float32Array;
   /** Error feedback: what update compression dropped so far (int8, top-k). */
   compressionResidual?: Float32Array;
 }
@@ -75,9 +78,11 @@ export class Learner {
   private resolveFinished!: (body: ShutdownBody) => void;
   private roundsTrained = 0;
   private model: FedModel | undefined;
+  private readonly algorithms: LearnerAlgorithms;
 
   constructor(private readonly options: LearnerOptions) {
     this.logger = options.logger ?? silentLogger;
+    this.algorithms = new LearnerAlgorithms({ type: options.learnerType ?? 'default', args: options.algorithmArgs });
     this.lock = options.modelLock ?? new Mutex();
     this.model = options.model;
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
@@ -107,7 +112,7 @@ export class Learner {
       learner_type: this.options.learnerType ?? 'default',
       num_samples: this.numSamples,
       backend: this.options.backend ?? 'unknown',
-      capabilities: ['proximal_mu', 'scaffold', 'keep_local', 'report_steps'],
+      capabilities: learnerCapabilities(),
     };
   }
 
@@ -145,58 +150,18 @@ export class Learner {
     const model = this.ensureModel(request.model);
     const global = tensorsToWeights(payload.tensors, model.layout);
     const extras = tensorsToExtras(payload.tensors, global.length);
-    const instructions = request.instructions ?? {};
+    const active = this.algorithms.forRound(request.instructions ?? {});
     return this.lock.runExclusive(async () => {
-      const start = instructions.keep_local === 'normalization'
-        ? overlay(global, this.state.localNormalization, model.layout)
-        : global;
-      model.setWeights(start);
-
-      const trainOptions: TrainOptions = {
-        epochs: settings.localEpochs ?? request.config?.local_epochs ?? 1,
-        batchSize: settings.batchSize,
-        lr: settings.lr,
-        optimizer: settings.optimizer,
-        momentum: settings.momentum,
-        weightDecay: settings.weightDecay,
-        seed: this.options.seed * 7919 + request.round,
-        signal: ctx.signal,
-      };
-      trainOptions.onEpochEnd = (epoch, logs) =>
-        this.options.onEpochEnd?.({ round: request.round, epoch: epoch + 1, epochs: trainOptions.epochs, ...logs });
-      const proximalMu = instructions.proximal_mu;
-      if (proximalMu !== undefined && proximalMu > 0) {
-        trainOptions.proximalMu = proximalMu;
-        trainOptions.proximalCenter = global;
-      }
-      let serverControl: Float32Array | undefined;
-      if (instructions.scaffold) {
-        serverControl = extras.server_control;
-        if (!serverControl) throw new PayloadMismatchError('scaffold round without a server_control tensor');
-        const clientControl = (this.state.control ??= new Float32Array(global.length));
-        const correction = new Float32Array(global.length);
-        for (let i = 0; i < correction.length; i++) correction[i] = serverControl[i]! - clientControl[i]!;
-        trainOptions.gradientCorrection = correction;
-      }
+      model.setWeights(this.algorithms.startWeights(global, model.layout, active));
+      const trainOptions = this.trainOptions(request, ctx);
+      const { epochs, batchSize, lr, optimizer } = trainOptions;
+      const localSettings = { epochs, batchSize, lr, optimizer, momentum: settings.momentum, weightDecay: settings.weightDecay };
+      const round = { round: request.round, global, layout: model.layout, tensors: extras, settings: localSettings };
+      Object.assign(trainOptions, this.algorithms.beforeTraining(active, round));
 
       const result = await model.train(trainData, trainOptions);
       const local = model.getWeights();
-      const updateExtras: Record<string, Float32Array> = {};
-      if (serverControl) {
-        const { newClientControl, delta } = scaffoldControlUpdate({
-          clientControl: this.state.control!,
-          serverControl,
-          global,
-          local,
-          steps: result.steps,
-          lr: settings.lr,
-        });
-        this.state.control = newClientControl;
-        updateExtras.control_delta = delta;
-      }
-      if (instructions.keep_local === 'normalization') {
-        this.state.localNormalization = local.slice();
-      }
+      const added = this.algorithms.afterTraining(active, { ...round, local, result });
       this.roundsTrained += 1;
       this.options.onTrainEnd?.({ round: request.round, seconds: result.seconds, samplesPerSecond: result.samplesPerSecond });
       this.logger.info(
@@ -213,14 +178,32 @@ export class Learner {
           seconds: result.seconds,
           samples_per_second: result.samplesPerSecond,
         },
-        meta: { momentum: settings.optimizer === 'sgd' ? settings.momentum : 0, lr: settings.lr },
+        meta: { momentum: settings.optimizer === 'sgd' ? settings.momentum : 0, lr: settings.lr, ...added.meta },
       };
       const compression = effectiveCompression(this.options.compression, request.config?.update_compression);
       return {
         body,
-        tensors: [...this.encodeWeights(local, global, model.layout, compression), ...extrasToTensors(updateExtras)],
+        tensors: [...this.encodeWeights(local, global, model.layout, compression), ...extrasToTensors(added.extras)],
       };
     });
+  }
+
+  /** The round's local training settings: the learner's own, epochs from the trainer unless set here. */
+  private trainOptions(request: TrainRequestBody, ctx: CallContext): TrainOptions {
+    const { settings } = this.options;
+    const trainOptions: TrainOptions = {
+      epochs: settings.localEpochs ?? request.config?.local_epochs ?? 1,
+      batchSize: settings.batchSize,
+      lr: settings.lr,
+      optimizer: settings.optimizer,
+      momentum: settings.momentum,
+      weightDecay: settings.weightDecay,
+      seed: this.options.seed * 7919 + request.round,
+      signal: ctx.signal,
+    };
+    trainOptions.onEpochEnd = (epoch, logs) =>
+      this.options.onEpochEnd?.({ round: request.round, epoch: epoch + 1, epochs: trainOptions.epochs, ...logs });
+    return trainOptions;
   }
 
   private encodeWeights(
@@ -245,9 +228,7 @@ export class Learner {
     const data = testData && testData.length > 0 ? testData : trainData;
     const global = tensorsToWeights(payload.tensors, model.layout);
     return this.lock.runExclusive(async () => {
-      model.setWeights(
-        this.state.localNormalization ? overlay(global, this.state.localNormalization, model.layout) : global,
-      );
+      model.setWeights(this.algorithms.evaluationWeights(global, model.layout));
       try {
         const result = await model.evaluate(data, { batchSize: this.options.settings.evalBatchSize ?? 256 });
         const body: EvaluateResponseBody = {
@@ -271,14 +252,4 @@ function effectiveCompression(
 ): UpdateCompression | undefined {
   if (own && own.type !== 'none') return own;
   return requested;
-}
-
-/** FedBN: the global weights with this learner's own normalisation tensors put back. */
-function overlay(global: Float32Array, local: Float32Array | undefined, layout: readonly TensorSpec[]): Float32Array {
-  if (!local) return global;
-  const merged = global.slice();
-  for (const spec of layout) {
-    if (spec.isNormalization) merged.set(local.subarray(spec.offset, spec.offset + spec.size), spec.offset);
-  }
-  return merged;
 }

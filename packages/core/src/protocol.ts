@@ -4,6 +4,7 @@
  * (see serde.ts), never inside a body.
  */
 import type { LearnerInstructions } from '@oiafed/aggregators';
+import { builtinCapabilities } from './learner-algorithms/builtins.js';
 
 /** Method names a learner serves (the trainer calls them). */
 export const LearnerMethods = {
@@ -21,13 +22,11 @@ export const RegistrationKeys = {
   backend: 'oiafed.backend',
 } as const;
 
-/** Instructions the default learner knows how to obey; a custom learner announces its own list. */
-export const DEFAULT_LEARNER_CAPABILITIES: readonly (keyof LearnerInstructions)[] = [
-  'proximal_mu',
-  'scaffold',
-  'keep_local',
-  'report_steps',
-];
+/**
+ * What a learner with only core's built-in learner algorithms announces: the instruction keys
+ * they own. A learner announces those of every algorithm registered in its process.
+ */
+export const DEFAULT_LEARNER_CAPABILITIES: readonly string[] = builtinCapabilities();
 
 /** Local training settings the trainer sends each round (they override the learner's own config). */
 export interface RoundTrainConfig {

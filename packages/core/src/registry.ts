@@ -1,9 +1,10 @@
 /**
- * The component registry for what core itself builds by name (trainers, learners, callbacks).
+ * The component registry for what core itself builds by name (trainers, learners, callbacks,
+ * learner-side algorithms).
  * Aggregators, models and datasets keep their own registries in their packages; all of them live
  * on globalThis so that two copies of a package still share one registry.
  */
-export type ComponentKind = 'trainer' | 'learner' | 'callback';
+export type ComponentKind = 'trainer' | 'learner' | 'callback' | 'learner_algorithm';
 
 const REGISTRY_KEY = Symbol.for('oiafed.core.registry');
 

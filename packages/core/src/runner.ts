@@ -32,7 +32,8 @@ import { recordLocalTraining, trackTransportBytes } from './learner-metrics.js';
 import { learnerEpochProgress, trainerProgress, watchRegistrations } from './progress.js';
 import { errorMessage } from './logger.js';
 import { Mutex } from './mutex.js';
-import { DEFAULT_LEARNER_CAPABILITIES, RegistrationKeys } from './protocol.js';
+import { learnerCapabilities } from './learner-algorithms/registry.js';
+import { RegistrationKeys } from './protocol.js';
 import { Trainer, type TrainingSummary } from './trainer.js';
 
 export interface RunOptions {
@@ -260,7 +261,8 @@ async function buildLearner(
     logger,
     metadata: {
       [RegistrationKeys.learnerType]: config.learner.type,
-      [RegistrationKeys.capabilities]: DEFAULT_LEARNER_CAPABILITIES.join(','),
+      // Every learner algorithm registered here (built-ins and plugins) announces the instructions it owns.
+      [RegistrationKeys.capabilities]: learnerCapabilities().join(','),
       [RegistrationKeys.numSamples]: String(data.train.length),
       [RegistrationKeys.backend]: backendName,
     },

@@ -1,0 +1,32 @@
+import { fedbnLearner } from './fedbn.js';
+import { fednovaLearner } from './fednova.js';
+import { fedproxLearner } from './fedprox.js';
+import { registerLearnerAlgorithm } from './registry.js';
+import { scaffoldLearner } from './scaffold.js';
+import type { LearnerAlgorithmDefinition } from './types.js';
+
+/** Plain local SGD: the learner side of FedAvg and of every rule that needs nothing more. */
+const defaultLearner: LearnerAlgorithmDefinition = {
+  type: 'default',
+  argsSchema: { type: 'object', additionalProperties: false, properties: {} },
+  create: () => ({ type: 'default' }),
+};
+
+/** The learner algorithms core ships. */
+export const BUILTIN_LEARNER_ALGORITHMS: readonly LearnerAlgorithmDefinition[] = [
+  defaultLearner,
+  fedproxLearner,
+  scaffoldLearner,
+  fedbnLearner,
+  fednovaLearner,
+];
+
+/** Registers the built-in learner algorithms; safe to call repeatedly. */
+export function registerBuiltinLearnerAlgorithms(): void {
+  for (const definition of BUILTIN_LEARNER_ALGORITHMS) registerLearnerAlgorithm(definition, { replace: true });
+}
+
+/** The instruction keys the built-ins own: what a learner with only the built-ins announces. */
+export function builtinCapabilities(): string[] {
+  return BUILTIN_LEARNER_ALGORITHMS.flatMap((definition) => Object.keys(definition.instructions ?? {}));
+}

@@ -1,0 +1,70 @@
+/**
+ * Learner algorithms live in core's component registry (kind `learner_algorithm`, on globalThis
+ * like every registry) and parse their args with the same validator as aggregators, so errors
+ * read the same: `learner algorithm "fedprox": args.mu must be >= 0, got -1`.
+ */
+import { parseArgs } from '@oiafed/aggregators';
+import { listComponents, lookupComponent, registerComponent } from '../registry.js';
+import type { LearnerAlgorithm, LearnerAlgorithmDefinition } from './types.js';
+
+const KIND = 'learner_algorithm';
+const TYPE_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+
+/** The registered definition of `type`, if any. */
+export function findLearnerAlgorithm(type: string): LearnerAlgorithmDefinition | undefined {
+  return listComponents(KIND).includes(type) ? lookupComponent<LearnerAlgorithmDefinition>(KIND, type) : undefined;
+}
+
+/**
+ * Registers a learner algorithm under `definition.type`. Registering the same definition again is
+ * a no-op (a plugin imported twice); another definition under a taken type, or an instruction key
+ * another algorithm owns, is an error unless `replace` is set.
+ */
+export function registerLearnerAlgorithm(definition: LearnerAlgorithmDefinition, options: { replace?: boolean } = {}): void {
+  const type = definition?.type;
+  if (typeof type !== 'string' || !TYPE_NAME.test(type)) {
+    throw new Error(`registerLearnerAlgorithm: type ${JSON.stringify(type)} is invalid; expected a name matching ${TYPE_NAME}`);
+  }
+  if (typeof definition.create !== 'function') {
+    throw new Error(`registerLearnerAlgorithm: "${type}" needs a create(args) function`);
+  }
+  if (findLearnerAlgorithm(type) === definition) return;
+  for (const key of Object.keys(definition.instructions ?? {})) {
+    const owner = instructionOwner(key);
+    if (owner && owner.type !== type && !options.replace) {
+      throw new Error(`registerLearnerAlgorithm: instruction "${key}" of "${type}" is already owned by learner algorithm "${owner.type}"`);
+    }
+  }
+  registerComponent(KIND, type, definition, options);
+}
+
+/** Registered learner algorithm types, sorted. */
+export function listLearnerAlgorithms(): string[] {
+  return listComponents(KIND);
+}
+
+/** Builds one learner's instance from a config entry (`learner.type` and its algorithm args). */
+export function createLearnerAlgorithm(config: { type: string; args?: Record<string, unknown> }): LearnerAlgorithm {
+  const definition = lookupComponent<LearnerAlgorithmDefinition>(KIND, config.type);
+  const args = parseArgs(`learner algorithm "${config.type}"`, definition.argsSchema, config.args ?? {});
+  return definition.create(args);
+}
+
+/** The registered algorithm that owns instruction `key`. */
+export function instructionOwner(key: string): LearnerAlgorithmDefinition | undefined {
+  for (const type of listComponents(KIND)) {
+    const definition = lookupComponent<LearnerAlgorithmDefinition>(KIND, type);
+    if (definition.instructions && Object.hasOwn(definition.instructions, key)) return definition;
+  }
+  return undefined;
+}
+
+/**
+ * What a learner announces when it registers: every instruction key its registered algorithms
+ * own. The trainer refuses a learner that lacks a key its aggregator's plan sets.
+ */
+export function learnerCapabilities(): string[] {
+  return listComponents(KIND).flatMap((type) =>
+    Object.keys(lookupComponent<LearnerAlgorithmDefinition>(KIND, type).instructions ?? {}),
+  );
+}

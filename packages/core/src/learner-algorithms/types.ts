@@ -1,0 +1,87 @@
+/**
+ * The learner half of a federated algorithm as a plugin: a registered definition whose instance
+ * wraps one learner's local training with hooks. The Learner owns the loop (load the global
+ * model, train, send the update); an algorithm only changes the steps it needs, the way a Flower
+ * client mod wraps `fit` without the client knowing it.
+ */
+import type { JsonSchemaObject, TensorSpec, WeightLayout } from '@oiafed/aggregators';
+import type { TrainOptions, TrainResult } from '@oiafed/models';
+
+/**
+ * What an algorithm changes in one round's local training: FedModel's per-step terms, applied
+ * to every optimizer step (a proximal pull on the loss, a correction added to each gradient).
+ */
+export type TrainingAdjustments = Pick<TrainOptions, 'proximalMu' | 'proximalCenter' | 'gradientCorrection'>;
+
+/** The learner's local optimizer settings for the round. */
+export interface LocalTrainingSettings {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  optimizer: 'sgd' | 'adam';
+  momentum: number;
+  weightDecay: number;
+}
+
+/** What a hook sees of the round before local training. */
+export interface LocalRoundContext {
+  round: number;
+  /** The round's global weights (full layout); read-only. */
+  global: Float32Array;
+  layout: WeightLayout;
+  /** Vectors the trainer's plan sent along (e.g. SCAFFOLD's `server_control`); read-only. */
+  tensors: Readonly<Record<string, Float32Array>>;
+  /** The instruction keys this algorithm owns that the round sets, validated by its schemas. */
+  instructions: Readonly<Record<string, unknown>>;
+  settings: Readonly<LocalTrainingSettings>;
+}
+
+/** What a hook sees after local training. */
+export interface LocalTrainingOutcome extends LocalRoundContext {
+  /** The locally trained weights (full layout); read-only. */
+  local: Float32Array;
+  result: TrainResult;
+}
+
+/** What an algorithm adds to the update it sends back, for its aggregator. */
+export interface UpdateAdditions {
+  /** Model-sized vectors, e.g. SCAFFOLD's `control_delta`. */
+  extras?: Record<string, Float32Array>;
+  /** Scalars merged into the update's `meta`. */
+  meta?: Record<string, number | string | boolean>;
+}
+
+/**
+ * One learner's instance of an algorithm. It keeps its own state between rounds in its fields
+ * (SCAFFOLD's client control variate); every hook is optional.
+ */
+export interface LearnerAlgorithm {
+  /** The registered type it was created from. */
+  readonly type: string;
+  /**
+   * Personalization: tensors that stay local. The learner keeps its own trained values of these
+   * and puts them over the global model before training and before evaluating (FedBN's
+   * normalization layers).
+   */
+  keepsLocal?(spec: TensorSpec): boolean;
+  /** Before local training: per-step terms for FedModel, from instructions and own state. */
+  beforeTraining?(ctx: LocalRoundContext): TrainingAdjustments | undefined;
+  /** After local training: extras and meta for the aggregator; may update own state. */
+  afterTraining?(outcome: LocalTrainingOutcome): UpdateAdditions | undefined;
+}
+
+/** A registered learner algorithm: how configs name it, what it accepts, how to build one. */
+export interface LearnerAlgorithmDefinition {
+  /** The name configs use in `learner.type` (and, by convention, its aggregator's `type`). */
+  type: string;
+  /** JSON Schema subset for its `learner.args` (see @oiafed/aggregators JsonSchemaObject). */
+  argsSchema?: JsonSchemaObject;
+  /**
+   * Instruction keys it owns, each with the schema its value must satisfy. A round whose plan
+   * sets one switches the algorithm on for that round, whatever `learner.type` says, so an
+   * aggregator alone can ask for its learner side. Learners announce these keys as capabilities.
+   */
+  instructions?: Record<string, JsonSchemaObject>;
+  /** A fresh instance for one learner; `args` are validated and have defaults filled in. */
+  create(args: Record<string, unknown>): LearnerAlgorithm;
+}
