@@ -19,7 +19,7 @@ import {
 import { dialWarning, listenWarnings, nodeIdProblem, PeerAuth, registrationFieldsProblem } from './peer-auth.js';
 import { RateLimitedLog, sanitizeForLog } from './rate-limited-log.js';
 import { DEFAULT_RETRY, RetryPolicy, sleep, type RetryOptions } from './retry-policy.js';
-import { encodeEnvelope, errorToWire, newId, payloadFromWire, payloadToWire } from './serde.js';
+import { DEFAULT_BODY_LIMITS, encodeEnvelope, errorToWire, newId, payloadFromWire, payloadToWire, type BodyLimits } from './serde.js';
 import { MAX_STREAM_ENVELOPE_BYTES, StreamLink, type StreamLimits } from './stream-link.js';
 import { encodeEnvelopeParts } from './wire-codec.js';
 import { DEFAULT_TIMEOUT_MS, HandlerFailure, resolveTimeout, TransportBase, withDeadline } from './transport-base.js';
@@ -49,6 +49,8 @@ export interface GrpcTransportOptions {
    * reassemblyTimeoutMs = max(timeoutMs, 30 s), maxQueuedBytes = chunkBytes + 64 KB.
    */
   streamLimits?: Partial<StreamLimits>;
+  /** Largest JSON body of a received message (1 MB); it also may not nest deeper than 64 levels. */
+  maxJsonBodyBytes?: number;
   /** Both sides ping every intervalMs; a side silent for timeoutMs is declared gone. 0/undefined disables. */
   heartbeat?: { intervalMs: number; timeoutMs: number };
   /** Backoff for start()'s dialing, reconnects and `retry: true` calls. */
@@ -127,6 +129,7 @@ export class GrpcTransport extends TransportBase implements Transport {
   private readonly maxMessageBytes: number;
   private readonly chunkBytes: number;
   private readonly streamLimits: StreamLimits;
+  private readonly bodyLimits: BodyLimits;
   private readonly policy: RetryPolicy;
   private readonly wire: WireOptions;
   private server?: grpc.Server;
@@ -151,6 +154,7 @@ export class GrpcTransport extends TransportBase implements Transport {
     // A chunk frame must itself fit the per-message cap.
     this.chunkBytes = Math.min(positiveInt(o.chunkBytes, 4 * MB, 'chunkBytes'), this.maxMessageBytes);
     this.streamLimits = this.defaultStreamLimits(o.streamLimits);
+    this.bodyLimits = { ...DEFAULT_BODY_LIMITS, maxBytes: positiveInt(o.maxJsonBodyBytes, DEFAULT_BODY_LIMITS.maxBytes, 'maxJsonBodyBytes') };
     if (o.compression !== undefined && o.compression !== 'none' && o.compression !== 'gzip')
       throw new TransportError('INVALID_ARGUMENT', `GrpcTransport: compression must be 'none' or 'gzip', got '${o.compression}'`);
     const hb = o.heartbeat;
@@ -293,7 +297,7 @@ export class GrpcTransport extends TransportBase implements Transport {
     if (problem) return cb(null, { id: env.id, error: problem });
     let payload: Payload;
     try {
-      payload = payloadFromWire(env, `notify '${env.method}' from ${env.source}`);
+      payload = payloadFromWire(env, `notify '${env.method}' from ${env.source}`, this.bodyLimits);
     } catch (err) {
       return cb(null, { id: env.id, error: errorToWire('INVALID_ARGUMENT', errorMessage(err), false) });
     }
@@ -338,7 +342,7 @@ export class GrpcTransport extends TransportBase implements Transport {
     const problem = this.checkIncoming(env);
     if (problem) return { ...reply, error: problem };
     try {
-      const payload = payloadFromWire(env, `call '${env.method}' from ${env.source}`);
+      const payload = payloadFromWire(env, `call '${env.method}' from ${env.source}`, this.bodyLimits);
       const result = await this.invoke(env.method, payload, { source: env.source, metadata: env.metadata, timeoutMs: env.timeoutMs, signal });
       return { ...reply, ...payloadToWire(result, `reply of '${this.nodeId}' to '${env.method}'`) };
     } catch (err) {
@@ -473,7 +477,7 @@ export class GrpcTransport extends TransportBase implements Transport {
         }
         if (env.kind === EnvelopeKind.ENVELOPE_KIND_NOTIFY) {
           try {
-            const payload = payloadFromWire(env, `notify '${env.method}' from ${env.source}`);
+            const payload = payloadFromWire(env, `notify '${env.method}' from ${env.source}`, this.bodyLimits);
             await this.invoke(env.method, payload, { source: env.source, metadata: env.metadata });
           } catch (err) {
             this.refusals.refuse(peerId, `notify '${sanitizeForLog(env.method, 40)}' failed`, errorMessage(err));
@@ -666,7 +670,14 @@ export class GrpcTransport extends TransportBase implements Transport {
       const code = isTransportErrorCode(e.code) ? e.code : 'INTERNAL';
       throw new TransportError(code, `${target}: ${e.message}`, { remote: target, method });
     }
-    const payload = payloadFromWire(reply, `reply of ${target} to '${method}'`);
+    let payload: Payload;
+    try {
+      payload = payloadFromWire(reply, `reply of ${target} to '${method}'`, this.bodyLimits);
+    } catch (err) {
+      // A reply over the body limits, or with broken tensors: the caller gets the error, the log one line per peer.
+      this.refusals.refuse(target, 'reply refused', errorMessage(err));
+      throw err;
+    }
     return payload;
   }
 

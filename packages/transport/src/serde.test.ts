@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeEnvelope, encodeEnvelope, payloadFromWire, payloadToWire, tensorFromProto, tensorToProto } from './serde.js';
+import { bodyFromBytes, decodeEnvelope, encodeEnvelope, jsonNestsDeeperThan, payloadFromWire, payloadToWire, tensorFromProto, tensorToProto } from './serde.js';
 import { EnvelopeKind, type Envelope } from './generated/oiafed/v1/node.js';
 import { DataType } from './generated/oiafed/v1/node.js';
 
@@ -52,5 +52,22 @@ describe('serde', () => {
     expect(payload.body).toEqual({ lr: 0.01 });
     expect(Array.from(payload.tensors![0].data)).toEqual([-1, 0, 1]);
     expect(() => decodeEnvelope(new Uint8Array([0xff, 0xff, 0xff]))).toThrow(/malformed envelope/);
+  });
+});
+
+describe('JSON body limits, checked before parsing', () => {
+  it('refuses a body over maxBytes and one nesting deeper than maxDepth, without parsing it', () => {
+    const big = new TextEncoder().encode(JSON.stringify({ a: 'x'.repeat(2000) }));
+    expect(() => bodyFromBytes(big, 'reply', { maxBytes: 1000, maxDepth: 64 })).toThrow(/JSON body of \d+ bytes is over the limit of 1000/);
+    // 24 MB of '[' would take JSON.parse seconds; the scan refuses it at level 65.
+    const deep = Buffer.alloc(24 * 1024 * 1024, '[');
+    expect(() => bodyFromBytes(deep, 'reply', { maxBytes: 64 * 1024 * 1024, maxDepth: 64 })).toThrow(/nests deeper than 64 levels/);
+  });
+
+  it('counts brackets inside strings (and escaped quotes) as text, not nesting', () => {
+    const ok = new TextEncoder().encode(JSON.stringify({ s: '[[[[[[\\"[[[[', n: [[1]] }));
+    expect(jsonNestsDeeperThan(ok, 3)).toBe(false);
+    expect(bodyFromBytes(ok, 'x', { maxBytes: 1000, maxDepth: 3 })).toEqual({ s: '[[[[[[\\"[[[[', n: [[1]] });
+    expect(jsonNestsDeeperThan(new TextEncoder().encode('[[[[]]]]'), 3)).toBe(true);
   });
 });

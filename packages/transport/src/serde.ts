@@ -103,8 +103,44 @@ export function bodyToBytes(body: unknown, where: string): Uint8Array {
   return Buffer.from(json, 'utf8');
 }
 
-export function bodyFromBytes(bytes: Uint8Array, where: string): unknown {
+/**
+ * What a received JSON body may be, checked on its bytes before JSON.parse: parsing is synchronous,
+ * and 24 MB of nested arrays held the event loop (heartbeats, /health) for 21 s.
+ */
+export interface BodyLimits {
+  maxBytes: number;
+  maxDepth: number;
+}
+
+/** 1 MB and 64 levels: bodies carry round settings and metrics; tensors carry the bulk. */
+export const DEFAULT_BODY_LIMITS: BodyLimits = { maxBytes: 1024 * 1024, maxDepth: 64 };
+
+/** True when the JSON text nests arrays/objects deeper than `maxDepth` (brackets inside strings do not count). */
+export function jsonNestsDeeperThan(bytes: Uint8Array, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (inString) {
+      if (b === 0x5c) i++;
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) inString = true;
+    else if (b === 0x5b || b === 0x7b) {
+      if (++depth > maxDepth) return true;
+    } else if (b === 0x5d || b === 0x7d) depth--;
+  }
+  return false;
+}
+
+export function bodyFromBytes(bytes: Uint8Array, where: string, limits: BodyLimits = DEFAULT_BODY_LIMITS): unknown {
   if (bytes.byteLength === 0) return undefined;
+  if (bytes.byteLength > limits.maxBytes)
+    throw new TransportError(
+      'PAYLOAD_TOO_LARGE',
+      `${where}: JSON body of ${bytes.byteLength} bytes is over the limit of ${limits.maxBytes} (transport.grpc.max_json_body_kb)`,
+    );
+  if (jsonNestsDeeperThan(bytes, limits.maxDepth))
+    throw new TransportError('INVALID_ARGUMENT', `${where}: JSON body nests deeper than ${limits.maxDepth} levels`);
   try {
     return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
   } catch (err) {
@@ -124,9 +160,9 @@ export function payloadToWire(payload: Payload, where: string): Pick<Envelope, '
   };
 }
 
-export function payloadFromWire(env: Pick<Envelope, 'body' | 'tensors'>, where: string): Payload {
+export function payloadFromWire(env: Pick<Envelope, 'body' | 'tensors'>, where: string, limits: BodyLimits = DEFAULT_BODY_LIMITS): Payload {
   const out: Payload = {};
-  const body = bodyFromBytes(env.body, where);
+  const body = bodyFromBytes(env.body, where, limits);
   if (body !== undefined) out.body = body;
   if (env.tensors.length > 0) out.tensors = env.tensors.map((t, i) => tensorFromProto(t, i));
   return out;
