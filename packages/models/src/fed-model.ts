@@ -1,18 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkDataSource, correctCount, crossEntropy, disposeBatch, makeBatch, yieldToEventLoop } from './batching.js';
+import { TrainWorkerPool } from './parallel/pool.js';
+import { combineShards, shardBounds, shardGradients, weightRefs, type WeightRef } from './parallel/shard.js';
 import { Rng } from './random.js';
 import { skipInputGradient } from './wasm/index.js';
 import type { DataSource, EvalResult, TensorSpec, TrainOptions, TrainResult } from './types.js';
 
-type LayerVariable = tfl.LayersModel['weights'][number];
-
-const NORMALIZATION_LAYERS = new Set(['BatchNormalization', 'LayerNormalization']);
-
-interface WeightRef {
-  spec: TensorSpec;
-  variable: LayerVariable;
-}
 
 /** Optimizer state and per-run constant tensors of one `train` call. */
 interface StepExtras {
@@ -43,6 +37,8 @@ export class FedModel {
 
   private readonly refs: WeightRef[];
   private disposed = false;
+  /** Workers of data-parallel training (threads - 1 of them), started on first use. */
+  private pool?: Promise<TrainWorkerPool>;
 
   /** Wraps a built tfjs model; the FedModel owns it from now on (see `dispose`). */
   constructor(type: string, model: tfl.LayersModel) {
@@ -59,24 +55,10 @@ export class FedModel {
     this.inputShape = inShape.slice(1) as number[];
     this.numClasses = outShape[1];
 
-    const refs: WeightRef[] = [];
-    const seen = new Set<string>();
-    let offset = 0;
-    for (const layer of model.layers) {
-      const isNormalization = NORMALIZATION_LAYERS.has(layer.getClassName());
-      for (const variable of layer.weights) {
-        const shape = [...variable.shape] as number[];
-        const size = shape.reduce((a, b) => a * b, 1);
-        let name = variable.originalName;
-        if (seen.has(name)) name = `${name}_${refs.length}`;
-        seen.add(name);
-        refs.push({ spec: { name, shape, offset, size, trainable: variable.trainable, isNormalization }, variable });
-        offset += size;
-      }
-    }
+    const refs = weightRefs(model);
     this.refs = refs;
     this.layout = Object.freeze(refs.map((r) => Object.freeze({ ...r.spec, shape: [...r.spec.shape] })));
-    this.numParams = offset;
+    this.numParams = refs.reduce((n, r) => n + r.spec.size, 0);
   }
 
   /** All weights (trainable and batch-norm statistics) as one flat vector in layout order. */
@@ -119,6 +101,10 @@ export class FedModel {
       return { loss: 0, accuracy: 0, numSamples: data.length, steps: 0, seconds: 0, samplesPerSecond: 0 };
     }
     options.signal?.throwIfAborted();
+    const threads = options.threads ?? 1;
+    // Data-parallel across threads only on the patched wasm backend: native TensorFlow threads by
+    // itself, and the pure-JS backend is too slow for the split to matter.
+    if (threads > 1 && tf.getBackend() === 'wasm') return this.trainParallel(data, options, opts, threads, started);
 
     const rng = new Rng(options.seed ?? Math.floor(Math.random() * 2 ** 31));
     const trainable = this.refs.filter((r) => r.spec.trainable);
@@ -227,7 +213,118 @@ export class FedModel {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    const pool = this.pool;
+    this.pool = undefined;
+    void pool?.then((p) => p.close()).catch(() => undefined);
     this.model.dispose();
+  }
+
+  /**
+   * `train` across `threads` threads: every mini-batch is split into `threads` fixed, contiguous
+   * shards; this thread computes shard 0, workers the others (see parallel/); the shard gradients
+   * are summed in shard order, weighted by shard size, into the gradient of the batch's mean loss,
+   * and one optimizer step runs here. Without batch norm this is the one-big-batch step up to
+   * float summation order; batch norm normalizes each shard with its own statistics, and its
+   * moving statistics become the sample-weighted mean of the shards' updates. Dropout masks come
+   * from per-shard seeds. Deterministic for a given seed and thread count.
+   */
+  private async trainParallel(data: DataSource, options: TrainOptions, opts: { epochs: number; batchSize: number; weightDecay: number; proximalMu: number; lr: number; optimizer: 'sgd' | 'adam'; momentum: number }, threads: number, started: number): Promise<TrainResult> {
+    const pool = await this.workerPool(threads - 1);
+    pool.setData(data);
+    const rng = new Rng(options.seed ?? Math.floor(Math.random() * 2 ** 31));
+    const trainable = this.refs.filter((r) => r.spec.trainable);
+    const varList = trainable.map((r) => r.variable.read() as tf.Variable);
+    const extras = this.makeExtras(trainable, options, opts);
+    const optimizer = makeOptimizer(opts);
+    const indices = new Uint32Array(data.length);
+    const buffers = { own: new Float32Array(this.numParams), acc: new Float32Array(this.numParams) };
+    let steps = 0;
+    let last = { loss: 0, accuracy: 0 };
+    pool.hold(true);
+    try {
+      for (let epoch = 0; epoch < opts.epochs; epoch++) {
+        for (let i = 0; i < indices.length; i++) indices[i] = i;
+        rng.shuffle(indices);
+        let lossSum = 0;
+        let correct = 0;
+        for (let start = 0; start < data.length; start += opts.batchSize) {
+          if (options.signal?.aborted) options.signal.throwIfAborted();
+          const batch = indices.subarray(start, Math.min(start + opts.batchSize, data.length));
+          const r = await this.parallelStep(pool, data, batch, rng, buffers, threads);
+          this.applyUpdate(this.gradientTensors(buffers.acc, varList, trainable), varList, trainable, extras, optimizer);
+          lossSum += r.loss * batch.length;
+          correct += r.correct;
+          steps++;
+        }
+        last = { loss: lossSum / data.length, accuracy: correct / data.length };
+        options.onEpochEnd?.(epoch, last);
+      }
+    } finally {
+      pool.hold(false);
+      disposeOptimizer(optimizer);
+      tf.dispose([...extras.centers.values(), ...extras.corrections.values()]);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return { ...last, numSamples: data.length, steps, seconds, samplesPerSecond: seconds > 0 ? (data.length * opts.epochs) / seconds : 0 };
+  }
+
+  /**
+   * Forward and backward of one mini-batch over the shards; leaves the combined gradient (and
+   * combined normalization statistics, already written to the model) in `buffers.acc`. Returns
+   * the batch's mean loss and correct count.
+   */
+  private async parallelStep(pool: TrainWorkerPool, data: DataSource, batch: Uint32Array, rng: Rng, buffers: { own: Float32Array; acc: Float32Array }, threads: number): Promise<{ loss: number; correct: number }> {
+    const bounds = shardBounds(batch.length, threads);
+    const shards = bounds.length - 1;
+    const dropouts = this.model.layers.filter((l) => l.getClassName() === 'Dropout') as unknown as Array<{ seed?: number }>;
+    // tfjs treats a seed of 0 as "unseeded", hence the `|| 1`.
+    const seeds = Array.from({ length: shards }, () => dropouts.map(() => rng.nextUint32() || 1));
+    pool.weights.set(this.getWeights());
+    const remote = pool.run(seeds.slice(1).map((s, k) => ({ type: 'step', indices: batch.slice(bounds[k + 1], bounds[k + 2]), seeds: s })));
+    dropouts.forEach((d, i) => (d.seed = seeds[0][i]));
+    const mine = makeBatch(data, batch, bounds[0], bounds[1], this.numClasses);
+    let own;
+    try {
+      own = shardGradients(this.model, this.refs, mine, buffers.own);
+    } finally {
+      disposeBatch(mine);
+    }
+    const outcomes = [own, ...(await remote)];
+    const weights = outcomes.map((_, k) => (bounds[k + 1] - bounds[k]) / batch.length);
+    combineShards([buffers.own, ...pool.outs.slice(0, shards - 1)], weights, buffers.acc);
+    for (const { spec, variable } of this.refs) {
+      if (spec.trainable) continue;
+      const t = tf.tensor(buffers.acc.slice(spec.offset, spec.offset + spec.size), spec.shape, 'float32');
+      variable.write(t);
+      t.dispose();
+    }
+    return {
+      loss: outcomes.reduce((sum, o, k) => sum + o.loss * weights[k], 0),
+      correct: outcomes.reduce((sum, o) => sum + o.correct, 0),
+    };
+  }
+
+  /** Gradient tensors keyed by variable name, read from a flat vector in the layout. */
+  private gradientTensors(flat: Float32Array, varList: tf.Variable[], trainable: WeightRef[]): tf.NamedTensorMap {
+    const grads: tf.NamedTensorMap = {};
+    trainable.forEach(({ spec }, i) => {
+      grads[varList[i].name] = tf.tensor(flat.slice(spec.offset, spec.offset + spec.size), spec.shape, 'float32');
+    });
+    return grads;
+  }
+
+  /** The pool of `workers` training workers (restarted when a different size is asked for). */
+  private async workerPool(workers: number): Promise<TrainWorkerPool> {
+    const current = this.pool ? await this.pool : undefined;
+    if (current !== undefined && current.size === workers) return current;
+    await current?.close();
+    this.pool = TrainWorkerPool.start(this.model.toJSON(null, true) as string, this.numParams, workers);
+    try {
+      return await this.pool;
+    } catch (err) {
+      this.pool = undefined;
+      throw err;
+    }
   }
 
   /** One optimizer step; returns the batch's mean loss and its correct count (caller disposes). */
@@ -255,6 +352,12 @@ export class FedModel {
     } finally {
       release();
     }
+    this.applyUpdate(grads, varList, trainable, extras, optimizer);
+    return [value, correct as tf.Scalar];
+  }
+
+  /** Weight decay and the proximal term on top of `grads`, the optimizer step, SCAFFOLD's correction; disposes `grads`. */
+  private applyUpdate(grads: tf.NamedTensorMap, varList: tf.Variable[], trainable: WeightRef[], extras: StepExtras, optimizer: tf.Optimizer): void {
     const adjusted = tf.tidy(() => {
       const out: tf.NamedTensorMap = {};
       varList.forEach((v, i) => {
@@ -284,7 +387,6 @@ export class FedModel {
         });
       });
     }
-    return [value, correct as tf.Scalar];
   }
 
   private makeExtras(trainable: WeightRef[], options: TrainOptions, opts: { weightDecay: number; proximalMu: number; lr: number }): StepExtras {
@@ -323,6 +425,7 @@ export class FedModel {
         throw new Error(`${where}: options.${key} must be a Float32Array of ${this.numParams} values (the full layout), got ${v instanceof Float32Array ? v.length + ' values' : typeof v}`);
       }
     }
+    if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 1)) throw new Error(`${where}: options.threads must be an integer >= 1, got ${String(o.threads)}`);
     if (o.seed !== undefined && !Number.isFinite(o.seed)) throw new Error(`${where}: options.seed must be a finite number, got ${String(o.seed)}`);
     return { epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, optimizer: o.optimizer, momentum, weightDecay: nonNeg(o.weightDecay, 'weightDecay', 0), proximalMu };
   }

@@ -79,6 +79,13 @@ export interface TrainOptions {
   weightDecay?: number;
   /** Seeds the shuffle order and dropout masks; random when absent. */
   seed?: number;
+  /**
+   * Threads to train with (default 1). Above 1, on the wasm backend, each mini-batch is split
+   * across `threads - 1` worker threads and this one, and the shard gradients are summed in a
+   * fixed order (see FedModel.train); results are deterministic for a given seed and thread count,
+   * but differ from one thread's by float summation order (and batch norm's per-shard statistics).
+   */
+  threads?: number;
   /** FedProx: adds `mu/2 * ||w - proximalCenter||^2` over trainable tensors to the loss. */
   proximalMu?: number;
   /** Flat weights (full layout) the proximal term pulls towards, usually the global model. */
