@@ -153,6 +153,7 @@ export const nodeConfigSchema: Readonly<Schema> = {
         weight_decay: { type: 'number', minimum: 0, default: 0 },
         device: { type: 'string', pattern: DEVICE_PATTERN, default: 'auto', description: 'auto, cpu, cuda or cuda:N.' },
         local_epochs: int(1, undefined, "Overrides the trainer's local_epochs."),
+        threads: int(1, undefined, "Threads a learner trains with (data-parallel on the wasm backend); default: the machine's available parallelism."),
       }),
     }),
     aggregator: closed({

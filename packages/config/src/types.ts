@@ -89,6 +89,8 @@ export interface LearnerArgs {
   device: string;
   /** Overrides the trainer's `local_epochs` for this learner. */
   local_epochs?: number;
+  /** Threads local training uses; default: `os.availableParallelism()`. */
+  threads?: number;
 }
 
 /** `learner`. */
