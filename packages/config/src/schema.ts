@@ -94,6 +94,7 @@ export const nodeConfigSchema: Readonly<Schema> = {
         }),
         max_message_mb: { type: 'number', exclusiveMinimum: 0, default: 256 },
         chunk_mb: { type: 'number', exclusiveMinimum: 0, default: 4 },
+        max_json_body_kb: { type: 'number', exclusiveMinimum: 0, default: 1024, description: 'Largest JSON body of a received message, in KiB; larger ones are refused unparsed.' },
         compression: enumOf(['none', 'gzip'], 'none'),
         tls: {
           type: 'object',

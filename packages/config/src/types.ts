@@ -35,6 +35,8 @@ export interface GrpcConfig {
   keepalive: KeepaliveConfig;
   max_message_mb: number;
   chunk_mb: number;
+  /** Largest JSON body of a received message, in KiB (refused unparsed above it; nesting is capped at 64). */
+  max_json_body_kb: number;
   compression: 'none' | 'gzip';
   tls?: TlsConfig;
   /** Sent when dialing; on a listening node the shared token (never empty). */

@@ -60,7 +60,7 @@ describe('defaults', () => {
       connect_to: [],
       transport: {
         mode: 'auto',
-        grpc: { timeout: 60, keepalive: { time: 30, timeout: 10 }, max_message_mb: 256, chunk_mb: 4, compression: 'none' },
+        grpc: { timeout: 60, keepalive: { time: 30, timeout: 10 }, max_message_mb: 256, chunk_mb: 4, max_json_body_kb: 1024, compression: 'none' },
         update_compression: { type: 'none', topk_ratio: 0.01 },
       },
       trainer: {

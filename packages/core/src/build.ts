@@ -158,6 +158,7 @@ export function buildTransport(config: NodeConfig, options: TransportBuildOption
     keepaliveTimeoutMs: secondsToMs(grpc.keepalive.timeout),
     maxMessageBytes: Math.round(grpc.max_message_mb * 1024 * 1024),
     chunkBytes: Math.round(grpc.chunk_mb * 1024 * 1024),
+    maxJsonBodyBytes: Math.round(grpc.max_json_body_kb * 1024),
     compression: grpc.compression,
     heartbeat: config.heartbeat.enabled
       ? { intervalMs: secondsToMs(config.heartbeat.interval), timeoutMs: secondsToMs(config.heartbeat.timeout) }
