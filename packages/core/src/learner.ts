@@ -35,6 +35,8 @@ export interface LearnerSettings {
   /** Overrides the trainer's local_epochs when set. */
   localEpochs?: number;
   evalBatchSize?: number;
+  /** Threads local training uses (data-parallel on the wasm backend); default 1. */
+  threads?: number;
 }
 
 export interface LearnerOptions {
@@ -199,6 +201,7 @@ export class Learner {
       momentum: settings.momentum,
       weightDecay: settings.weightDecay,
       seed: this.options.seed * 7919 + request.round,
+      threads: settings.threads,
       signal: ctx.signal,
     };
     trainOptions.onEpochEnd = (epoch, logs) =>

@@ -2,6 +2,7 @@
  * Runs nodes from their configs: one trainer or learner per process (parallel and distributed
  * modes), or a whole federation in one process over the memory transport (serial mode).
  */
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { NodeConfig } from '@oiafed/config';
 import type { FedModel } from '@oiafed/models';
@@ -282,6 +283,8 @@ async function buildLearner(
       momentum: args.momentum,
       weightDecay: args.weight_decay,
       localEpochs: args.local_epochs,
+      // All cores unless the config says otherwise (serial mode's learners share one model and take turns).
+      threads: args.threads ?? availableParallelism(),
     },
     seed: config.seed,
     learnerType: config.learner.type,
