@@ -145,17 +145,21 @@ export const nodeConfigSchema: Readonly<Schema> = {
       }),
     }),
     learner: closed({
-      type: str('default'),
-      args: closed({
-        batch_size: int(1, 32),
-        lr: { type: 'number', exclusiveMinimum: 0, default: 0.01 },
-        optimizer: enumOf(['sgd', 'adam'], 'sgd'),
-        momentum: { type: 'number', minimum: 0, default: 0 },
-        weight_decay: { type: 'number', minimum: 0, default: 0 },
-        device: { type: 'string', pattern: DEVICE_PATTERN, default: 'auto', description: 'auto, cpu, cuda or cuda:N.' },
-        local_epochs: int(1, undefined, "Overrides the trainer's local_epochs."),
-        threads: int(1, undefined, "Threads a learner trains with (data-parallel on the wasm backend); default: the machine's available parallelism."),
-      }),
+      type: str('default', 'Learner algorithm (registered by core or a plugin): default, fedprox, scaffold, fedbn, fednova, ...'),
+      args: closed(
+        {
+          batch_size: int(1, 32),
+          lr: { type: 'number', exclusiveMinimum: 0, default: 0.01 },
+          optimizer: enumOf(['sgd', 'adam'], 'sgd'),
+          momentum: { type: 'number', minimum: 0, default: 0 },
+          weight_decay: { type: 'number', minimum: 0, default: 0 },
+          device: { type: 'string', pattern: DEVICE_PATTERN, default: 'auto', description: 'auto, cpu, cuda or cuda:N.' },
+          local_epochs: int(1, undefined, "Overrides the trainer's local_epochs."),
+          threads: int(1, undefined, "Threads a learner trains with (data-parallel on the wasm backend); default: the machine's available parallelism."),
+        },
+        // Other keys belong to the learner algorithm named by learner.type, validated by its own schema.
+        { additionalProperties: true, description: "Local training settings, plus the learner algorithm's own args." },
+      ),
     }),
     aggregator: closed({
       type: str('fedavg'),

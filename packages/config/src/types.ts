@@ -80,7 +80,7 @@ export interface TrainerConfig {
   args: TrainerArgs;
 }
 
-/** `learner.args` (closed set of keys). */
+/** `learner.args`: local training settings, plus the learner algorithm's own args. */
 export interface LearnerArgs {
   batch_size: number;
   lr: number;
@@ -93,6 +93,8 @@ export interface LearnerArgs {
   local_epochs?: number;
   /** Threads local training uses; default: `os.availableParallelism()`. */
   threads?: number;
+  /** Any other key is an arg of the learner algorithm `learner.type` names (checked by its schema). */
+  [algorithmArg: string]: unknown;
 }
 
 /** `learner`. */

@@ -33,7 +33,7 @@ import { recordLocalTraining, trackTransportBytes } from './learner-metrics.js';
 import { learnerEpochProgress, trainerProgress, watchRegistrations } from './progress.js';
 import { errorMessage } from './logger.js';
 import { Mutex } from './mutex.js';
-import { learnerCapabilities } from './learner-algorithms/registry.js';
+import { learnerAlgorithmArgs, learnerCapabilities } from './learner-algorithms/registry.js';
 import { RegistrationKeys } from './protocol.js';
 import { Trainer, type TrainingSummary } from './trainer.js';
 
@@ -288,6 +288,7 @@ async function buildLearner(
     },
     seed: config.seed,
     learnerType: config.learner.type,
+    algorithmArgs: learnerAlgorithmArgs(args),
     backend: backendName,
     logger,
     modelLock: options.modelLock,

@@ -8,6 +8,8 @@ import {
 } from '../src/learner-algorithms/registry.js';
 import type { LearnerAlgorithmDefinition } from '../src/learner-algorithms/types.js';
 import { DEFAULT_LEARNER_CAPABILITIES } from '../src/protocol.js';
+import { runSerial } from '../src/runner.js';
+import { syntheticTrainerConfig } from './helpers.js';
 
 const layout = [
   { name: 'w', shape: [2], offset: 0, size: 2, trainable: true, isNormalization: false },
@@ -90,5 +92,34 @@ describe('one learner\'s algorithms', () => {
     // a round without the instruction trains from the plain global model
     expect([...algorithms.startWeights(Float32Array.from([1, 2, 3]), layout, algorithms.forRound({}))]).toEqual([1, 2, 3]);
     expect(() => algorithms.forRound({ keep_local: 'everything' })).toThrow('instructions.keep_local must be one of "normalization"');
+  });
+});
+
+describe('selecting a learner algorithm by config (serial mode: the trainer config carries it for every learner)', () => {
+  const trainer = { args: { max_rounds: 2, min_clients: 3, local_epochs: 1, registration_timeout: 20, round_timeout: 60 } };
+  const learnerArgs = { batch_size: 32, lr: 0.05, momentum: 0.5, device: 'cpu' };
+
+  it('learner.type fedprox with plain averaging trains exactly like the fedprox aggregator asking for it', async () => {
+    const byConfig = await runSerial(
+      syntheticTrainerConfig({ trainer, learner: { type: 'fedprox', args: { ...learnerArgs, mu: 0.5 } }, aggregator: { type: 'fedavg' } }),
+      { numClients: 3 },
+    );
+    const byAggregator = await runSerial(
+      syntheticTrainerConfig({ trainer, aggregator: { type: 'fedprox', args: { mu: 0.5 } } }),
+      { numClients: 3 },
+    );
+    const plain = await runSerial(syntheticTrainerConfig({ trainer }), { numClients: 3 });
+    expect(byConfig.rounds.every((r) => r.participants === 3)).toBe(true);
+    expect(byConfig.weights).toEqual(byAggregator.weights);
+    expect(byConfig.weights).not.toEqual(plain.weights);
+  });
+
+  it('an unknown learner.type or a bad algorithm arg stops the run, naming it', async () => {
+    await expect(runSerial(syntheticTrainerConfig({ trainer, learner: { type: 'fedwarp', args: learnerArgs } }), { numClients: 3 })).rejects.toThrow(
+      /unknown learner_algorithm type "fedwarp"/,
+    );
+    await expect(
+      runSerial(syntheticTrainerConfig({ trainer, learner: { type: 'fedprox', args: { ...learnerArgs, mu: -2 } } }), { numClients: 3 }),
+    ).rejects.toThrow('learner algorithm "fedprox": args.mu must be >= 0, got -2');
   });
 });

@@ -4,6 +4,7 @@
  * read the same: `learner algorithm "fedprox": args.mu must be >= 0, got -1`.
  */
 import { parseArgs } from '@oiafed/aggregators';
+import { nodeConfigSchema } from '@oiafed/config';
 import { listComponents, lookupComponent, registerComponent } from '../registry.js';
 import type { LearnerAlgorithm, LearnerAlgorithmDefinition } from './types.js';
 
@@ -67,4 +68,16 @@ export function learnerCapabilities(): string[] {
   return listComponents(KIND).flatMap((type) =>
     Object.keys(lookupComponent<LearnerAlgorithmDefinition>(KIND, type).instructions ?? {}),
   );
+}
+
+/** `learner.args` keys that are local training settings (the config schema's own keys). */
+function learnerSettingKeys(): Set<string> {
+  const learner = (nodeConfigSchema.properties as Record<string, { properties: { args: { properties: object } } }>).learner;
+  return new Set(Object.keys(learner.properties.args.properties));
+}
+
+/** The learner algorithm's args inside `learner.args`: every key that is not a local training setting. */
+export function learnerAlgorithmArgs(args: Record<string, unknown>): Record<string, unknown> {
+  const settings = learnerSettingKeys();
+  return Object.fromEntries(Object.entries(args).filter(([key]) => !settings.has(key)));
 }
