@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The fuzzer plays a hostile client that speaks the raw wire, so it uses the protocol's generated
 // codecs (the .proto is the source of truth) rather than anything of GrpcTransport's.
 import { Ack, Envelope, EnvelopeKind, Frame, NodeServiceService } from '@oiafed/transport/wire';
-import { summaryLine, tempDir } from './helpers.js';
+import { seededRandom, summaryLine, tempDir } from './helpers.js';
 
 const MAX_MESSAGE_MB = 1;
 
@@ -41,13 +41,7 @@ function nodeConfig(overrides: Record<string, unknown>): NodeConfig {
 
 /** Seeded xorshift so a failing fuzz run can be replayed. */
 function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 0x100000000;
-  };
+  const next = seededRandom(seed);
   return { next, int: (n: number) => Math.floor(next() * n), bytes: (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(next() * 256))) };
 }
 

@@ -253,6 +253,17 @@ export function summaryLine(test: string, fields: Record<string, string | number
   return line;
 }
 
+/** Seeded xorshift32 in [0, 1): a failing randomized test can be replayed from its seed. */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 0x100000000;
+  };
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

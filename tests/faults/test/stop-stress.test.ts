@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { freeLoopbackPort } from '@oiafed/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { cliCommand, sleep, startProc, summaryLine, tempDir, type Proc } from './helpers.js';
+import { cliCommand, seededRandom, sleep, startProc, summaryLine, tempDir, type Proc } from './helpers.js';
 
 const TRIALS = Number(process.env.OIAFED_STOP_TRIALS ?? 18);
 const CONCURRENCY = Number(process.env.OIAFED_STOP_CONCURRENCY ?? 3);
@@ -27,7 +27,9 @@ const MAX_DELAY_MS = 2_000;
 const STARTUP_LIMIT_MS = 90_000;
 
 type Mode = 'serial' | 'launch' | 'process';
-const MODES: Mode[] = ['serial', 'launch', 'process'];
+/** OIAFED_STOP_MODES=serial,launch narrows the modes (to replay one); OIAFED_STOP_LOAD sets the busy loops. */
+const MODES = (process.env.OIAFED_STOP_MODES ?? 'serial,launch,process').split(',') as Mode[];
+const LOAD_PROCESSES = Number(process.env.OIAFED_STOP_LOAD ?? 2);
 
 interface Trial {
   index: number;
@@ -43,13 +45,7 @@ interface Outcome extends Trial {
 
 /** Seeded xorshift: a failing trial can be replayed with OIAFED_STOP_SEED. */
 function plan(seed: number, count: number): Trial[] {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 0x100000000;
-  };
+  const next = seededRandom(seed);
   return Array.from({ length: count }, (_, index) => ({
     index,
     mode: MODES[index % MODES.length]!,
@@ -164,7 +160,7 @@ const loadGenerators: ChildProcess[] = [];
 
 beforeAll(() => {
   // Two busy loops keep both cores of a CI runner saturated for the whole test.
-  for (let i = 0; i < 2; i++) loadGenerators.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+  for (let i = 0; i < LOAD_PROCESSES; i++) loadGenerators.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
 });
 
 afterAll(() => {
