@@ -1,0 +1,2 @@
+export { describeLearnerAlgorithmContract } from './learner-algorithm-contract.js';
+export type { LearnerAlgorithmContractOptions } from './learner-algorithm-contract.js';
