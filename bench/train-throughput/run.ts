@@ -3,7 +3,7 @@
  * per engine: tfjs-cpu, wasm-stock, wasm-patched, tfjs-node (if importable) and torch (PyTorch,
  * one CPU thread, via torch_bench.py).
  *
- *   npm run bench:train -- [--json] [--quick] [--profile] [--no-overhead] [lenet|simple_cnn|cifar10_cnn ...]
+ *   npm run bench:train -- [--json] [--quick] [--profile] [--no-overhead] [--no-threads | --threads-only] [lenet|simple_cnn|cifar10_cnn ...]
  *
  * Each engine/model pair runs in its own child process so that a failing engine (stock wasm
  * cannot train a CNN) cannot disturb the others. Throughput is measured twice: per wall-clock
@@ -18,24 +18,34 @@
  * backend (patched wasm) and process, alternating so both see the same load; the overhead is
  * the median of the paired per-round CPU-time ratios.
  *
- * With --json the last stdout line is {"rows":[{model, engine, batch, samples_per_s,
+ * A threads section (issue 13) measures our training path (engine `oiafed`: FedModel.train on
+ * patched wasm, data-parallel across worker threads above one thread) and PyTorch
+ * (torch.set_num_threads) with 1 thread and with every core (os.availableParallelism()), and
+ * prints the scaling of each. `--threads-only` runs just that section.
+ *
+ * With --json the last stdout line is {"rows":[{model, engine, batch, threads, samples_per_s,
  * samples_per_cpu_s}, ...], "overhead":[{model, batch, bare_samples_per_s, fedmodel_samples_per_s,
  * overhead_pct}, ...]}.
  */
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BENCH_MODELS, buildBenchModel, INPUT_SHAPE } from './models.js';
 import type { BenchModelName } from './models.js';
 
-type Engine = 'tfjs-cpu' | 'wasm-stock' | 'wasm-patched' | 'tfjs-node' | 'torch';
+type Engine = 'tfjs-cpu' | 'wasm-stock' | 'wasm-patched' | 'tfjs-node' | 'torch' | 'oiafed';
 const ENGINES: Engine[] = ['tfjs-cpu', 'wasm-stock', 'wasm-patched', 'tfjs-node', 'torch'];
+/** The threads dimension: one thread, and every core of this machine. */
+const THREADS: number[] = [...new Set([1, availableParallelism()])];
 
 interface Row {
   model: BenchModelName;
   engine: Engine;
   batch: number;
+  /** Threads the engine trained with (the engines of the per-engine table run one). */
+  threads: number;
   samples_per_s: number;
   samples_per_cpu_s: number;
 }
@@ -76,6 +86,7 @@ const WORKER_CAP_MS: Record<Engine | 'overhead', number> = {
   'wasm-patched': 180_000,
   'tfjs-node': 120_000,
   torch: 180_000,
+  oiafed: 180_000,
   overhead: 120_000,
 };
 
@@ -168,11 +179,50 @@ async function worker(engine: Engine, model: BenchModelName, quick: boolean, pro
     for (let i = 0; i < steps; i++) await step();
     const cpu = cpuSeconds(c0);
     const s = (performance.now() - t0) / 1000;
-    return { row: { model, engine, batch, samples_per_s: (batch * steps) / s, samples_per_cpu_s: (batch * steps) / cpu } };
+    return { row: { model, engine, batch, threads: 1, samples_per_s: (batch * steps) / s, samples_per_cpu_s: (batch * steps) / cpu } };
   } catch (e) {
     const msg = (e as Error).message;
     const missing = /Kernel '([^']+)' not registered/.exec(msg);
     return { note: missing ? `cannot train: ${missing[1]} missing` : `cannot train: ${msg.slice(0, 160)}` };
+  }
+}
+
+/** `n` samples of uniform noise in [-0.5, 0.5) for `model`, labels cycling through the 10 classes. */
+function syntheticData(model: BenchModelName, n: number): { features: Float32Array; labels: Int32Array; sampleShape: number[]; numClasses: number; length: number } {
+  const shape = INPUT_SHAPE[model];
+  const features = new Float32Array(n * shape[0] * shape[1] * shape[2]);
+  let seed = 12345;
+  for (let i = 0; i < features.length; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    features[i] = seed / 2 ** 32 - 0.5;
+  }
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
+  return { features, labels, sampleShape: [...shape], numClasses: 10, length: n };
+}
+
+/**
+ * Our training path with `threads` threads: FedModel.train on patched wasm (above one thread,
+ * data-parallel across worker threads, see packages/models/src/parallel), one epoch over
+ * `steps` batches, after a two-batch warm-up epoch that also starts the workers. CPU time is the
+ * whole process's (all its threads).
+ */
+async function fedModelWorker(model: BenchModelName, quick: boolean, threads: number): Promise<Outcome> {
+  await setUpTfjs('wasm-patched');
+  const { FedModel } = await import('@oiafed/models');
+  const { steps } = plan('wasm-patched', model, quick);
+  const fed = new FedModel(model, buildBenchModel(model));
+  const opts = { epochs: 1, batchSize: BATCH, lr: 0.01, optimizer: 'sgd' as const, seed: 1, threads };
+  try {
+    await fed.train(syntheticData(model, 2 * BATCH), opts);
+    const data = syntheticData(model, steps * BATCH);
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    await fed.train(data, opts);
+    const cpu = cpuSeconds(c0);
+    const s = (performance.now() - t0) / 1000;
+    return { row: { model, engine: 'oiafed', batch: BATCH, threads, samples_per_s: data.length / s, samples_per_cpu_s: data.length / cpu } };
+  } finally {
+    fed.dispose();
   }
 }
 
@@ -189,14 +239,8 @@ async function overheadWorker(model: BenchModelName, quick: boolean): Promise<Ou
   const shape = INPUT_SHAPE[model];
   const sampleSize = shape[0] * shape[1] * shape[2];
   const n = batches * BATCH;
-  const features = new Float32Array(n * sampleSize);
-  let seed = 12345;
-  for (let i = 0; i < features.length; i++) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    features[i] = seed / 2 ** 32 - 0.5;
-  }
-  const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
-  const data = { features, labels, sampleShape: shape, numClasses: 10, length: n };
+  const data = syntheticData(model, n);
+  const { features, labels } = data;
 
   const fed = new FedModel(model, buildBenchModel(model));
   const bareModel = buildBenchModel(model);
@@ -251,8 +295,8 @@ async function overheadWorker(model: BenchModelName, quick: boolean): Promise<Ou
 // ---------------------------------------------------------------------------------------------
 // Driver.
 
-function runWorker(engine: Engine | 'overhead', model: BenchModelName, quick: boolean, profile: boolean): Outcome {
-  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--worker', engine, model];
+function runWorker(engine: Engine | 'overhead', model: BenchModelName, quick: boolean, profile: boolean, threads = 1): Outcome {
+  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--worker', engine, model, '--threads', String(threads)];
   if (quick) args.push('--quick');
   if (profile) args.push('--profile');
   const timeout = timeLeft(engine);
@@ -267,7 +311,7 @@ function runWorker(engine: Engine | 'overhead', model: BenchModelName, quick: bo
   return JSON.parse(line) as Outcome;
 }
 
-function runTorch(models: BenchModelName[], quick: boolean): Map<BenchModelName, Outcome> {
+function runTorch(models: BenchModelName[], quick: boolean, threads = 1): Map<BenchModelName, Outcome> {
   const out = new Map<BenchModelName, Outcome>();
   const python = '/usr/bin/python3';
   const noTorch = (note: string): Map<BenchModelName, Outcome> => {
@@ -276,9 +320,10 @@ function runTorch(models: BenchModelName[], quick: boolean): Map<BenchModelName,
   };
   if (!existsSync(python)) return noTorch('skipped: /usr/bin/python3 not found');
   const steps = quick ? 4 : 12;
-  const r = spawnSync(python, [join(here, 'torch_bench.py'), '--batch', String(BATCH), '--warmup', '2', '--steps', String(steps), ...models], {
+  const args = ['--batch', String(BATCH), '--warmup', '2', '--steps', String(steps), '--threads', String(threads)];
+  const r = spawnSync(python, [join(here, 'torch_bench.py'), ...args, ...models], {
     encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' },
+    env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
     timeout: timeLeft('torch'),
   });
   for (const line of (r.stdout ?? '').split('\n')) {
@@ -287,12 +332,45 @@ function runTorch(models: BenchModelName[], quick: boolean): Map<BenchModelName,
     if (o.error != null) return noTorch(`skipped: ${o.error}`);
     if (o.model != null) {
       out.set(o.model, {
-        row: { model: o.model, engine: 'torch', batch: o.batch ?? BATCH, samples_per_s: o.samples_per_s ?? 0, samples_per_cpu_s: o.samples_per_cpu_s ?? 0 },
+        row: { model: o.model, engine: 'torch', batch: o.batch ?? BATCH, threads, samples_per_s: o.samples_per_s ?? 0, samples_per_cpu_s: o.samples_per_cpu_s ?? 0 },
       });
     }
   }
   for (const m of models) if (!out.has(m)) out.set(m, { note: `failed: ${(r.stderr ?? '').trim().split('\n').slice(-1)[0] ?? 'no output'}` });
   return out;
+}
+
+/**
+ * The threads dimension: our training path (FedModel.train, data-parallel above one thread) and
+ * PyTorch (torch.set_num_threads), each with 1 thread and with every core. Keys model/engine/threads.
+ */
+function measureThreads(models: BenchModelName[], quick: boolean, torchOne: Map<BenchModelName, Outcome>): Map<string, Outcome> {
+  const out = new Map<string, Outcome>();
+  for (const threads of THREADS) {
+    const torch = threads === 1 && torchOne.size > 0 ? torchOne : runTorch(models, quick, threads);
+    for (const model of models) {
+      for (const engine of ['oiafed', 'torch'] as const) {
+        const o = engine === 'torch' ? torch.get(model)! : runWorker('oiafed', model, quick, false, threads);
+        out.set(`${model}/${engine}/${threads}`, o);
+        const shown = o.row ? `${fmt(o.row.samples_per_s)} samples/s, ${fmt(o.row.samples_per_cpu_s)} per CPU-s` : o.note;
+        process.stderr.write(`${model.padEnd(12)} ${engine.padEnd(7)} ${threads} thread(s) ${shown}\n`);
+      }
+    }
+  }
+  return out;
+}
+
+function printThreads(models: BenchModelName[], scaling: Map<string, Outcome>, log: (s: string) => void): void {
+  const n = THREADS[THREADS.length - 1];
+  const sps = (model: string, engine: string, t: number): number | undefined => scaling.get(`${model}/${engine}/${t}`)?.row?.samples_per_s;
+  const cell = (v?: number): string => (v == null ? 'n/a' : fmt(v)).padStart(11);
+  const ratio = (a?: number, b?: number): string => (a != null && b != null && b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a').padStart(9);
+  log(`\nThreads: samples per wall-clock second, 1 thread and ${n} (every core), batch ${BATCH}; oiafed = FedModel.train on patched wasm`);
+  log(['model'.padEnd(12), 'oiafed 1'.padStart(11), `oiafed ${n}`.padStart(11), 'scaling'.padStart(9), 'torch 1'.padStart(11), `torch ${n}`.padStart(11), 'scaling'.padStart(9), `ours/torch@${n}`.padStart(14)].join(' '));
+  for (const m of models) {
+    const [a1, an, t1, tn] = [sps(m, 'oiafed', 1), sps(m, 'oiafed', n), sps(m, 'torch', 1), sps(m, 'torch', n)];
+    log([m.padEnd(12), cell(a1), cell(an), ratio(an, a1), cell(t1), cell(tn), ratio(tn, t1), ratio(an, tn).padStart(14)].join(' '));
+  }
 }
 
 async function main(): Promise<void> {
@@ -303,7 +381,10 @@ async function main(): Promise<void> {
   if (wi >= 0) {
     const kind = argv[wi + 1];
     const model = argv[wi + 2] as BenchModelName;
-    const outcome = kind === 'overhead' ? await overheadWorker(model, quick) : await worker(kind as Engine, model, quick, profile);
+    const ti = argv.indexOf('--threads');
+    const threads = ti >= 0 ? Number(argv[ti + 1]) : 1;
+    const outcome =
+      kind === 'overhead' ? await overheadWorker(model, quick) : kind === 'oiafed' ? await fedModelWorker(model, quick, threads) : await worker(kind as Engine, model, quick, profile);
     process.stdout.write(JSON.stringify(outcome) + '\n');
     return;
   }
@@ -326,8 +407,9 @@ async function main(): Promise<void> {
   }
 
   const results = new Map<string, Outcome>();
-  const torch = runTorch(models, quick);
-  for (const model of models) {
+  const threadsOnly = argv.includes('--threads-only');
+  const torch = threadsOnly ? new Map<BenchModelName, Outcome>() : runTorch(models, quick);
+  for (const model of threadsOnly ? [] : models) {
     for (const engine of ENGINES) {
       const o = engine === 'torch' ? torch.get(model)! : runWorker(engine, model, quick, false);
       results.set(`${model}/${engine}`, o);
@@ -336,8 +418,10 @@ async function main(): Promise<void> {
     }
   }
 
+  const scaling = argv.includes('--no-threads') ? new Map<string, Outcome>() : measureThreads(models, quick, torch);
+
   const overhead: OverheadRow[] = [];
-  if (!argv.includes('--no-overhead')) {
+  if (!argv.includes('--no-overhead') && !threadsOnly) {
     for (const model of models.filter((m) => m !== 'cifar10_cnn')) {
       const o = runWorker('overhead', model, quick, false);
       if (o.overhead) overhead.push(o.overhead);
@@ -361,8 +445,10 @@ async function main(): Promise<void> {
       log([model.padEnd(12), ...cells, ratio(p, get(model, 'tfjs-cpu', key)).padStart(12), ratio(p, get(model, 'torch', key)).padStart(14)].join(' '));
     }
   };
-  table('samples_per_cpu_s', `Training throughput, samples per CPU-second (SGD, batch ${BATCH} unless noted, 1 thread each)`);
-  table('samples_per_s', 'Same runs, samples per wall-clock second (depends on the machine\'s load at that moment)');
+  if (!threadsOnly) {
+    table('samples_per_cpu_s', `Training throughput, samples per CPU-second (SGD, batch ${BATCH} unless noted, 1 thread each)`);
+    table('samples_per_s', 'Same runs, samples per wall-clock second (depends on the machine\'s load at that moment)');
+  }
   if (overhead.length > 0) {
     log(`\nFramework overhead on wasm-patched (one local epoch, batch ${BATCH}, samples per CPU-second)`);
     log(['model'.padEnd(12), 'bare loop'.padStart(12), 'FedModel.train'.padStart(15), 'overhead'.padStart(9)].join(' '));
@@ -370,10 +456,11 @@ async function main(): Promise<void> {
       log([o.model.padEnd(12), o.bare_samples_per_s.toFixed(1).padStart(12), o.fedmodel_samples_per_s.toFixed(1).padStart(15), `${o.overhead_pct.toFixed(1)}%`.padStart(9)].join(' '));
     }
   }
-  const notes = [...results].filter(([, o]) => o.note).map(([k, o]) => `  ${k}: ${o.note}`);
+  if (scaling.size > 0) printThreads(models, scaling, log);
+  const notes = [...results, ...scaling].filter(([, o]) => o.note).map(([k, o]) => `  ${k}: ${o.note}`);
   if (notes.length > 0) log(`Notes:\n${[...new Set(notes)].join('\n')}`);
   if (json) {
-    const rows = [...results.values()].flatMap((o) => (o.row ? [o.row] : []));
+    const rows = [...new Set([...results.values(), ...scaling.values()].flatMap((o) => (o.row ? [o.row] : [])))];
     log(JSON.stringify({ rows, overhead }));
   }
 }

@@ -1,5 +1,5 @@
 """PyTorch CPU baseline for bench/train-throughput: same architectures, batch and optimizer
-(SGD) as run.ts, one thread. Prints one JSON object per model on stdout:
+(SGD) as run.ts, --threads N threads (default 1: torch.set_num_threads). Prints one JSON object per model on stdout:
 {"model": ..., "engine": "torch", "batch": 64, "samples_per_s": ..., "samples_per_cpu_s": ...}
 (wall-clock and CPU-time throughput).
 Usage: OMP_NUM_THREADS=1 python3 torch_bench.py --batch 64 --warmup 2 --steps 10 lenet simple_cnn cifar10_cnn
@@ -47,9 +47,10 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("models", nargs="+")
     a = p.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     for name in a.models:
         model, shape = build(name)
