@@ -105,6 +105,15 @@ describe('built-in models', () => {
     m.dispose();
   });
 
+  it('fmnist_cnn matches the hand count 421,642 (the CNN of bench:federation)', () => {
+    const m = createModel({ type: 'fmnist_cnn' });
+    // conv1 32@3x3x1 same, conv2 64@3x3x32 same, two 2x2 pools, fc 7*7*64 -> 128 -> 10
+    expect(m.numParams).toBe(32 * 9 + 32 + (64 * 9 * 32 + 64) + (7 * 7 * 64 * 128 + 128) + (128 * 10 + 10));
+    expect(m.numParams).toBe(421_642);
+    expect(m.model.layers.map((l) => l.getClassName())).toContain('Dropout');
+    m.dispose();
+  });
+
   it('simple_cnn, mlp and logistic have the expected sizes', () => {
     const counts = Object.fromEntries(
       ['simple_cnn', 'mlp', 'logistic'].map((type) => {

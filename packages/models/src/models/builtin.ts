@@ -87,6 +87,25 @@ const simpleCnn: ModelFactory = (args, ctx) => {
   return model;
 };
 
+/**
+ * The Fashion-MNIST CNN of bench:federation (PyTorch's classic MNIST example shape, 421,642
+ * parameters): conv 32@3x3 same, pool, conv 64@3x3 same, pool, dense 128, dropout 0.5, classes.
+ */
+const fmnistCnn: ModelFactory = (args, ctx) => {
+  const next = seeder(ctx);
+  const model = tfl.sequential({ name: 'fmnist_cnn' });
+  model.add(conv('conv1', 32, 3, next, { padding: 'same', activation: 'relu', inputShape: ctx.inputShape }));
+  model.add(tfl.layers.maxPooling2d({ name: 'pool1', poolSize: 2, strides: 2 }));
+  model.add(conv('conv2', 64, 3, next, { padding: 'same', activation: 'relu' }));
+  model.add(tfl.layers.maxPooling2d({ name: 'pool2', poolSize: 2, strides: 2 }));
+  model.add(tfl.layers.flatten({ name: 'flatten' }));
+  model.add(dense('fc1', 128, next, 'relu'));
+  const rate = (args.dropout as number | undefined) ?? 0.5;
+  if (rate > 0) model.add(tfl.layers.dropout({ name: 'dropout', rate }));
+  model.add(dense('fc2', ctx.numClasses, next, 'linear'));
+  return model;
+};
+
 /** LeNet-5 as NIID-Bench's MNIST CNN: conv 6@5x5, pool, conv 16@5x5, pool, 120, 84, classes. */
 const lenet: ModelFactory = (args, ctx) => {
   const next = seeder(ctx);
@@ -129,7 +148,7 @@ const mlpFactory = mlpWith([200, 200]);
 const logisticFactory = mlpWith([]);
 
 /**
- * Registers the built-in types: `cifar10_cnn`, `simple_cnn`, `lenet` (alias `mnist_cnn`), `mlp`,
+ * Registers the built-in types: `cifar10_cnn`, `simple_cnn`, `lenet` (alias `mnist_cnn`), `fmnist_cnn`, `mlp`,
  * `logistic`. Safe to call any number of times.
  */
 export function registerBuiltinModels(): void {
@@ -138,6 +157,7 @@ export function registerBuiltinModels(): void {
   registerModel('simple_cnn', simpleCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3] });
   registerModel('lenet', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1] });
   registerModel('mnist_cnn', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1] });
+  registerModel('fmnist_cnn', fmnistCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1] });
   const hidden: ArgsSchema = { type: 'array', items: { type: 'integer', minimum: 1 } };
   registerModel('mlp', mlpFactory, { argsSchema: strict({ dropout: dropoutSchema, hidden }), defaultInputShape: [60] });
   registerModel('logistic', logisticFactory, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [60] });
