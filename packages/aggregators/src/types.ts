@@ -93,7 +93,11 @@ export interface Aggregator {
   aggregate(ctx: RoundContext, updates: readonly ClientUpdate[]): AggregateResult;
   /** Present for rules that can fold updates in one at a time. */
   createAccumulator?(ctx: RoundContext): Accumulator;
-  /** Server state for checkpoints (momentum, Adam moments, control variate, step). */
+  /**
+   * Server state for checkpoints (momentum, Adam moments, control variate, step), as copies: the
+   * trainer also takes it before each aggregation and restores it when the round fails (a rule
+   * that throws or yields a non-finite aggregate must not keep a half-updated state).
+   */
   getState(): AggregatorState;
   /** Restores what {@link Aggregator.getState} returned. */
   setState(state: AggregatorState): void;
