@@ -1,7 +1,8 @@
 // The one place that converts between domain types (Payload, Tensor) and wire types (Envelope,
 // TensorProto). Nothing outside this file and the gRPC plumbing sees generated types.
 import { endianness } from 'node:os';
-import { DataType, Envelope, ErrorInfo, type TensorProto } from './generated/oiafed/v1/node.js';
+import { BinaryReader } from '@bufbuild/protobuf/wire';
+import { DataType, Envelope, EnvelopeKind, ErrorInfo, type TensorProto } from './generated/oiafed/v1/node.js';
 import { TransportError } from './errors.js';
 import { encodeEnvelopeBuffer } from './wire-codec.js';
 import type { DType, Payload, Tensor } from './types.js';
@@ -183,6 +184,37 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   } catch (err) {
     throw new TransportError('INVALID_ARGUMENT', `malformed envelope (${(err as Error).message})`);
   }
+}
+
+/** The routing fields of an envelope that may not decode as a whole. */
+export interface EnvelopeHeader {
+  id?: string;
+  method?: string;
+  correlationId?: string;
+  kind?: EnvelopeKind;
+}
+
+/**
+ * Reads id, method, correlation_id and kind from an envelope's bytes, skipping every other field
+ * undecoded: when a RESPONSE does not decode (a tensor shape over 2^53, say), its correlation id
+ * still names the call to fail now instead of at its deadline. Returns what could be read.
+ */
+export function peekEnvelopeHeader(bytes: Uint8Array): EnvelopeHeader {
+  const head: EnvelopeHeader = {};
+  try {
+    const reader = new BinaryReader(bytes);
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (field === 1 && wireType === 2) head.id = reader.string();
+      else if (field === 2 && wireType === 2) head.method = reader.string();
+      else if (field === 5 && wireType === 2) head.correlationId = reader.string();
+      else if (field === 11 && wireType === 0) head.kind = reader.int32() as EnvelopeKind;
+      else reader.skip(wireType);
+    }
+  } catch {
+    // Truncated or garbage: keep what was read before it.
+  }
+  return head;
 }
 
 export function errorToWire(code: string, message: string, fromHandler: boolean, details = ''): ErrorInfo {

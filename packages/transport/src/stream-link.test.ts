@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EnvelopeKind, Frame, type Envelope } from './generated/oiafed/v1/node.js';
+import { Envelope, EnvelopeKind, Frame } from './generated/oiafed/v1/node.js';
 import { encodeEnvelope } from './serde.js';
 import { StreamLink, type StreamLimits } from './stream-link.js';
 
@@ -181,5 +181,31 @@ describe('StreamLink sending to slow and silent readers', () => {
     expect(received).toHaveLength(1);
     expect(received[0]!.tensors[0]!.data.byteLength).toBe(1024 * 1024);
     expect(received[0]!.tensors[0]!.data.every((b) => b === 3)).toBe(true);
+  });
+});
+
+describe('StreamLink and a response that does not decode', () => {
+  it('fails the matching pending call at once when its correlation id can be read', async () => {
+    const frames: Frame[] = [];
+    const link = new StreamLink({ write: (f, done) => (frames.push(Frame.decode(f as unknown as Buffer)), done?.(), true) }, 'peer', {
+      onEnvelope: async () => undefined,
+      onDead: () => undefined,
+      countBytes: () => undefined,
+    }, { chunkBytes: 1 << 20, logger: { debug() {}, info() {}, warn() {}, error() {} }, selfId: 'self' });
+    const req = link.request({
+      id: 'call-1', method: 'train', source: 'self', target: 'peer', correlationId: '', timestampMs: 1, metadata: {},
+      body: new Uint8Array(0), tensors: [], kind: EnvelopeKind.ENVELOPE_KIND_REQUEST, timeoutMs: 0,
+    });
+    await new Promise((r) => setTimeout(r, 5));
+    // A tensor whose shape holds 2^62: Envelope.decode refuses it (over Number.MAX_SAFE_INTEGER).
+    const bad = Envelope.encode({
+      id: 'r-1', method: 'train', source: 'peer', target: 'self', correlationId: 'call-1', timestampMs: 1, metadata: {},
+      body: new Uint8Array(0), kind: EnvelopeKind.ENVELOPE_KIND_RESPONSE, timeoutMs: 0,
+      tensors: [{ name: 'w', shape: ['4611686018427387904' as unknown as number], dtype: 1, data: new Uint8Array(4) }],
+    }).finish();
+    expect(() => Envelope.decode(bad)).toThrow();
+    link.receive(chunk('r-1', 0, true, bad, bad.byteLength));
+    await expect(req.response).rejects.toThrow(/response of 'peer' to 'train' could not be decoded/);
+    expect(frames.length).toBeGreaterThan(0);
   });
 });

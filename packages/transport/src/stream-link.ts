@@ -2,7 +2,7 @@
 // request/response correlation, cancellation and heartbeats.
 import { EnvelopeKind, type Envelope, type Frame } from './generated/oiafed/v1/node.js';
 import { errorMessage, TransportError } from './errors.js';
-import { decodeEnvelope } from './serde.js';
+import { decodeEnvelope, peekEnvelopeHeader } from './serde.js';
 import { encodeChunkFrame, encodeEnvelopeParts, type EncodedParts } from './wire-codec.js';
 import type { Logger } from './types.js';
 
@@ -402,6 +402,7 @@ export class StreamLink {
       env = decodeEnvelope(bytes);
     } catch (err) {
       this.o.logger.error(`stream from '${this.peerId}': ${errorMessage(err)}`);
+      this.failUndecodableResponse(bytes, errorMessage(err));
       return;
     }
     if (env.kind === EnvelopeKind.ENVELOPE_KIND_RESPONSE) {
@@ -421,6 +422,16 @@ export class StreamLink {
       .then((reply) => (reply && !this.closed ? this.send(reply) : undefined))
       .catch((err: unknown) => this.o.logger.warn(`stream to '${this.peerId}': reply to ${env.method} not sent`, { error: errorMessage(err) }))
       .finally(() => this.serving.delete(env.id));
+  }
+
+  /** A RESPONSE that does not decode fails its call now (if its correlation id can be read), not at the deadline. */
+  private failUndecodableResponse(bytes: Uint8Array, why: string): void {
+    const head = peekEnvelopeHeader(bytes);
+    if (head.kind !== EnvelopeKind.ENVELOPE_KIND_RESPONSE || !head.correlationId) return;
+    const p = this.pending.get(head.correlationId);
+    if (!p) return;
+    this.pending.delete(head.correlationId);
+    p.reject(new TransportError('INVALID_ARGUMENT', `response of '${this.peerId}' to '${head.method ?? '?'}' could not be decoded: ${why}`, { remote: this.peerId, method: head.method }));
   }
 
   /** Fails pending requests, aborts served handlers, frees partial envelopes and stops the timers. */

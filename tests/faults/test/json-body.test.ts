@@ -5,13 +5,12 @@
 import { appendFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { freeLoopbackPort } from '@oiafed/core';
-import { Envelope, EnvelopeKind, type Frame } from '@oiafed/transport/wire';
+import { Envelope } from '@oiafed/transport/wire';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Federation, killAll, PROCESS_TEST_TIMEOUT_MS, roundLines, summaryLine, waitUntil } from './helpers.js';
-import { chunkFrame, connectRegistered, heartbeatFrame, rawClient, type RawPeerClient } from './raw-peer.js';
+import { answeringLearner, rawClient, responseTo } from './raw-peer.js';
 
 const NESTING = 12_000_000;
-const CHUNK = 4 * 1024 * 1024;
 const HEARTBEAT_TIMEOUT_S = 4;
 
 let fed: Federation | undefined;
@@ -36,43 +35,6 @@ function healthLatency(port: number): Promise<number> {
   });
 }
 
-/** Reassembles chunk frames into envelopes (what a learner's StreamLink does, minus its checks). */
-function envelopeReader(onEnvelope: (env: Envelope) => void): (f: Frame) => void {
-  const parts = new Map<string, Uint8Array[]>();
-  return (f) => {
-    if (f.kind?.$case !== 'chunk') return;
-    const c = f.kind.chunk;
-    const list = c.seq === 0 ? [] : (parts.get(c.envelopeId) ?? []);
-    list.push(c.data);
-    parts.set(c.envelopeId, list);
-    if (!c.last) return;
-    parts.delete(c.envelopeId);
-    onEnvelope(Envelope.decode(Buffer.concat(list)));
-  };
-}
-
-/** A learner that registers, heartbeats, and answers every train request with `body` (chunked). */
-async function nestedJsonLearner(client: RawPeerClient, nodeId: string, body: Buffer): Promise<{ replies: number }> {
-  const state = { replies: 0 };
-  let stream: ReturnType<typeof connectRegistered>['stream'] | undefined;
-  const reply = (req: Envelope) => {
-    if (req.kind !== EnvelopeKind.ENVELOPE_KIND_REQUEST || !/train/.test(req.method)) return;
-    const bytes = Envelope.encode({
-      id: `${nodeId}-${state.replies}`, method: req.method, source: nodeId, target: req.source, correlationId: req.id,
-      timestampMs: Date.now(), metadata: {}, body, tensors: [], kind: EnvelopeKind.ENVELOPE_KIND_RESPONSE, timeoutMs: 0,
-    }).finish();
-    const id = `${nodeId}-reply-${state.replies++}`;
-    for (let off = 0, seq = 0; off < bytes.length; off += CHUNK, seq++)
-      stream!.write(chunkFrame(id, seq, off + CHUNK >= bytes.length, bytes.subarray(off, off + CHUNK), seq === 0 ? bytes.length : 0));
-  };
-  const conn = connectRegistered(client, nodeId, { onFrame: envelopeReader(reply) });
-  stream = conn.stream;
-  await conn.acked;
-  const timer = setInterval(() => stream!.write(heartbeatFrame()), 500);
-  cleanups.push(() => clearInterval(timer));
-  return state;
-}
-
 describe('a train reply whose JSON body is 24 MB of nested arrays', () => {
   it('is refused before parsing; /health keeps answering and the honest learner stays', async () => {
     const healthPort = await freeLoopbackPort();
@@ -93,7 +55,8 @@ describe('a train reply whose JSON body is 24 MB of nested arrays', () => {
     const client = rawClient(fed.o.port);
     cleanups.push(() => client.close());
     const body = Buffer.concat([Buffer.alloc(NESTING, '['), Buffer.alloc(NESTING, ']')]);
-    const evil = await nestedJsonLearner(client, 'learner_evil', body);
+    const evil = await answeringLearner(client, 'learner_evil', (req) => Envelope.encode({ ...responseTo(req, 'learner_evil'), body }).finish());
+    cleanups.push(() => evil.stop());
     let slowestMs = 0;
     let polls = 0;
     const poller = setInterval(() => void healthLatency(healthPort).then((ms) => ((slowestMs = Math.max(slowestMs, ms)), polls++)), 200);

@@ -85,6 +85,56 @@ export function writeFrame(stream: RawStream, frame: Buffer, ended: Promise<Stre
   return Promise.race([new Promise<boolean>((r) => stream.write(frame, (err: unknown) => r(!err))), ended.then(() => false)]);
 }
 
+/** Reassembles chunk frames into envelopes (what a learner's StreamLink does, minus its checks). */
+export function envelopeReader(onEnvelope: (env: Envelope) => void): (f: Frame) => void {
+  const parts = new Map<string, Uint8Array[]>();
+  return (f) => {
+    if (f.kind?.$case !== 'chunk') return;
+    const c = f.kind.chunk;
+    const list = c.seq === 0 ? [] : (parts.get(c.envelopeId) ?? []);
+    list.push(c.data);
+    parts.set(c.envelopeId, list);
+    if (!c.last) return;
+    parts.delete(c.envelopeId);
+    onEnvelope(Envelope.decode(Buffer.concat(list)));
+  };
+}
+
+/**
+ * A learner that registers, heartbeats every 500 ms and answers each train request with the
+ * envelope bytes `answer(request)` returns, in 4 MB chunks. `stop()` ends its heartbeat.
+ */
+export async function answeringLearner(
+  client: RawPeerClient,
+  nodeId: string,
+  answer: (request: Envelope) => Uint8Array,
+): Promise<{ replies: number; stop(): void }> {
+  const CHUNK = 4 * 1024 * 1024;
+  const state = { replies: 0, stop: () => undefined as void };
+  let stream: RawStream | undefined;
+  const reply = (req: Envelope) => {
+    if (req.kind !== EnvelopeKind.ENVELOPE_KIND_REQUEST || !/train/.test(req.method)) return;
+    const bytes = answer(req);
+    const id = `${nodeId}-reply-${state.replies++}`;
+    for (let off = 0, seq = 0; off < bytes.length || seq === 0; off += CHUNK, seq++)
+      stream!.write(chunkFrame(id, seq, off + CHUNK >= bytes.length, bytes.subarray(off, off + CHUNK), seq === 0 ? bytes.length : 0));
+  };
+  const conn = connectRegistered(client, nodeId, { onFrame: envelopeReader(reply) });
+  stream = conn.stream;
+  await conn.acked;
+  const timer = setInterval(() => stream!.write(heartbeatFrame()), 500);
+  state.stop = () => clearInterval(timer);
+  return state;
+}
+
+/** The RESPONSE envelope fields answering `req` from `nodeId`. */
+export function responseTo(req: Envelope, nodeId: string): Envelope {
+  return {
+    id: `${nodeId}-${Math.random().toString(36).slice(2)}`, method: req.method, source: nodeId, target: req.source, correlationId: req.id,
+    timestampMs: Date.now(), metadata: {}, body: new Uint8Array(0), tensors: [], kind: EnvelopeKind.ENVELOPE_KIND_RESPONSE, timeoutMs: 0,
+  };
+}
+
 /** A message in gRPC's length-prefixed framing (uncompressed). */
 function grpcMessage(bytes: Buffer): Buffer {
   const head = Buffer.alloc(5);
