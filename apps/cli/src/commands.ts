@@ -316,23 +316,46 @@ function resolveLaunchConfigs(configPath: string, learnerFlag: string | undefine
   return { trainerConfig, learnerConfig };
 }
 
-function validate(args: string[], io: CommandIo): number {
+async function validate(args: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parse('validate', args, CONFIG_FLAGS);
   if (positionals.length === 0) throw new UsageError('validate needs at least one config file');
-  const results = positionals.map((file) => {
+  const results = [];
+  for (const file of positionals) {
+    let config: NodeConfig;
     try {
-      const config = loadConfig(file, { env: io.env, overrides: values.set });
-      if (!values.json) line(io.stdout, `ok: ${file} (${config.role} "${config.node_id}")`);
-      return { file, valid: true, role: config.role, node_id: config.node_id, issues: [] };
+      config = loadConfig(file, { env: io.env, overrides: values.set });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       if (!values.json) line(io.stderr, error.message);
-      return { file, valid: false, issues: error.issues };
+      results.push({ file, valid: false, issues: error.issues });
+      continue;
     }
-  });
+    const issues = (await componentIssues(config)).map((problem) => ({ file, ...problem }));
+    if (!values.json) {
+      for (const issue of issues) line(io.stderr, `${file}: ${issue.path}: ${issue.message}`);
+      if (issues.length === 0) line(io.stdout, `ok: ${file} (${config.role} "${config.node_id}")`);
+    }
+    results.push({ file, valid: issues.length === 0, role: config.role, node_id: config.node_id, issues });
+  }
   const valid = results.every((r) => r.valid);
   if (values.json) printJson(io, { valid, files: results });
   return valid ? 0 : 2;
+}
+
+/**
+ * Unknown aggregator or learner types and args their own schemas refuse. The check loads no
+ * tfjs; only a config naming plugins imports core (and tfjs) to register them first.
+ */
+async function componentIssues(config: NodeConfig): Promise<Array<{ path: string; message: string }>> {
+  if (config.plugins.length > 0 || config.aggregator.package) {
+    try {
+      await (await loadCore()).prepareNode(config);
+    } catch (error) {
+      return [{ path: 'plugins', message: error instanceof Error ? error.message : String(error) }];
+    }
+  }
+  const { componentProblems } = await import('@oiafed/core/component-check');
+  return componentProblems(config);
 }
 
 function showConfig(args: string[], io: CommandIo): number {

@@ -1,0 +1,34 @@
+/**
+ * What `oiafed validate` checks beyond the config schema: that `aggregator.type` and
+ * `learner.type` name registered components and that their args pass the components' own
+ * schemas. Exported as `@oiafed/core/component-check`, which loads no tfjs, so validate stays
+ * fast; a caller whose config names plugins imports them first (prepareNode).
+ */
+import { createAggregator, registerBuiltins as registerBuiltinAggregators } from '@oiafed/aggregators';
+import type { NodeConfig } from '@oiafed/config';
+import { registerBuiltinLearnerAlgorithms } from './learner-algorithms/builtins.js';
+import { LearnerAlgorithms } from './learner-algorithms/learner-algorithms.js';
+import { learnerAlgorithmArgs } from './learner-algorithms/registry.js';
+
+/** One problem, located like a config issue: the section and what is wrong. */
+export interface ComponentProblem {
+  path: 'aggregator' | 'learner';
+  message: string;
+}
+
+/** Unknown component types and bad args in a resolved config; empty when all are fine. */
+export function componentProblems(config: Pick<NodeConfig, 'aggregator' | 'learner'>): ComponentProblem[] {
+  registerBuiltinAggregators();
+  registerBuiltinLearnerAlgorithms();
+  const problems: ComponentProblem[] = [];
+  const check = (path: ComponentProblem['path'], build: () => unknown) => {
+    try {
+      build();
+    } catch (error) {
+      problems.push({ path, message: error instanceof Error ? error.message : String(error) });
+    }
+  };
+  check('aggregator', () => createAggregator({ type: config.aggregator.type, args: config.aggregator.args }));
+  check('learner', () => new LearnerAlgorithms({ type: config.learner.type, args: learnerAlgorithmArgs(config.learner.args) }));
+  return problems;
+}
