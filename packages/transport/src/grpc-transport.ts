@@ -38,7 +38,10 @@ export interface GrpcTransportOptions {
   timeoutMs?: number;
   keepaliveTimeMs?: number;
   keepaliveTimeoutMs?: number;
-  /** Largest encoded unary Call/Notify envelope (256 MB). Stream envelopes are chunked and unlimited. */
+  /**
+   * Largest encoded envelope (256 MB): unary Call/Notify messages, and each envelope reassembled from
+   * Connect stream chunks (plus 64 KB for ids and metadata; see streamLimits).
+   */
   maxMessageBytes?: number;
   /** Slice size of envelopes on the Connect stream (4 MB). */
   chunkBytes?: number;
