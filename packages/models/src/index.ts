@@ -8,6 +8,7 @@ export type { BackendInfo, DeviceRequest, SelectBackendOptions } from './backend
 export { BackendUnavailableError, selectBackend } from './backend.js';
 export { createModel, listModels } from './create-model.js';
 export { FedModel } from './fed-model.js';
+export { LearnerPool } from './parallel/learner-pool.js';
 export { registerBuiltinModels } from './models/builtin.js';
 export type { ModelFactory, RegisterModelOptions } from './registry.js';
 export { registerModel } from './registry.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createModel, registerModel, type DataSource, type FedModel, type TrainOptions } from '../src/index.js';
+import { createModel, LearnerPool, registerModel, type DataSource, type FedModel, type TrainOptions } from '../src/index.js';
 import { initWasmBackend } from '../src/wasm/index.js';
 import { blobs } from './helpers.js';
 
@@ -101,5 +101,28 @@ describe('data-parallel training (threads > 1, wasm)', () => {
     expect(r.numSamples).toBe(64);
     expect(Number.isFinite(r.loss) && r.loss > 0).toBe(true);
     await expect(m.train(data, opts({ threads: 0 }))).rejects.toThrow(/threads must be an integer >= 1/);
+  });
+});
+
+describe('learner pool (whole local runs on worker threads)', () => {
+  it('two learners trained concurrently on the pool get the same bits as training them one after the other here', async () => {
+    const a = model('lenet', { dropout: 0.25 });
+    const b = model('lenet', { dropout: 0.25 });
+    const start = a.getWeights();
+    const dataA = blobs(96, [28, 28, 1], 10, 21);
+    const dataB = blobs(80, [28, 28, 1], 10, 22);
+    const o = opts({ momentum: 0.9, seed: 5 });
+    const here = [await trainFrom(a, start, dataA, o), await trainFrom(a, start, dataB, { ...o, seed: 6 })];
+    const pool = await LearnerPool.start(a, 2);
+    try {
+      a.setWeights(start);
+      b.setWeights(start);
+      const results = await Promise.all([pool.train(a, dataA, o), pool.train(b, dataB, { ...o, seed: 6 })]);
+      expect(results.map((r) => r.numSamples)).toEqual([96, 80]);
+      expect(Buffer.from(a.getWeights().buffer).equals(Buffer.from(here[0].buffer))).toBe(true);
+      expect(Buffer.from(b.getWeights().buffer).equals(Buffer.from(here[1].buffer))).toBe(true);
+    } finally {
+      await pool.close();
+    }
   });
 });

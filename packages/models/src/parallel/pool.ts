@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { DataSource } from '../types.js';
-import type { StepMessage, WorkerInit, WorkerMessage } from './protocol.js';
+import type { StepMessage, TrainMessage, WorkerInit, WorkerMessage } from './protocol.js';
 import type { ShardOutcome } from './shard.js';
 
 /** Where the worker entry lives: `worker.js` next to this file in a build, `worker.ts` from sources. */
@@ -27,7 +27,7 @@ function workerEntry(): URL {
 }
 
 interface Pending {
-  resolve: (m: ShardOutcome) => void;
+  resolve: (m: WorkerMessage) => void;
   reject: (e: Error) => void;
 }
 
@@ -35,7 +35,7 @@ interface Pending {
 const sharedCopies = new WeakMap<Float32Array, DataSource>();
 
 /** `data` with its arrays in shared memory (copied once per data set unless they already are). */
-function sharedData(data: DataSource): DataSource {
+export function sharedData(data: DataSource): DataSource {
   const isShared = data.features.buffer instanceof SharedArrayBuffer && data.labels.buffer instanceof SharedArrayBuffer;
   const cached = isShared ? undefined : sharedCopies.get(data.features);
   if (cached !== undefined && cached.length === data.length) return cached;
@@ -114,17 +114,24 @@ export class TrainWorkerPool {
   }
 
   /** Runs `steps[i]` on worker i (they start at once); resolves with each shard's outcome, in order. */
-  run(steps: StepMessage[]): Promise<ShardOutcome[]> {
+  async run(steps: StepMessage[]): Promise<ShardOutcome[]> {
+    const replies = await Promise.all(steps.map((step, i) => this.send(i, step)));
+    return replies.map((m) => (m.type === 'done' ? { loss: m.loss, correct: m.correct } : { loss: NaN, correct: 0 }));
+  }
+
+  /** A whole training run on worker `i` (which must be idle); resolves with its weights and result. */
+  async train(i: number, msg: TrainMessage): Promise<Extract<WorkerMessage, { type: 'trained' }>> {
+    const reply = await this.send(i, msg);
+    if (reply.type !== 'trained') throw new Error(`training worker ${i}: unexpected reply ${reply.type}`);
+    return reply;
+  }
+
+  private send(i: number, msg: StepMessage | TrainMessage): Promise<WorkerMessage> {
     if (this.failure) return Promise.reject(this.failure);
-    return Promise.all(
-      steps.map(
-        (step, i) =>
-          new Promise<ShardOutcome>((resolve, reject) => {
-            this.pending[i] = { resolve, reject };
-            this.workers[i].postMessage(step);
-          }),
-      ),
-    );
+    return new Promise<WorkerMessage>((resolve, reject) => {
+      this.pending[i] = { resolve, reject };
+      this.workers[i].postMessage(msg);
+    });
   }
 
   /** While training runs the workers keep the process alive; between calls they must not. */
@@ -147,7 +154,7 @@ export class TrainWorkerPool {
       if (p) fn(p);
     };
     w.on('message', (m: WorkerMessage) => {
-      if (m.type === 'done') settle((p) => p.resolve({ loss: m.loss, correct: m.correct }));
+      if (m.type === 'done' || m.type === 'trained') settle((p) => p.resolve(m));
       else if (m.type === 'error') settle((p) => p.reject(new Error(`training worker ${i}: ${m.message}`)));
     });
     const fail = (err: Error): void => {

@@ -1,3 +1,5 @@
+import type { DataSource, TrainOptions, TrainResult } from '../types.js';
+
 /** Messages between the data-parallel trainer and its workers. */
 
 /** `workerData` of a training worker. */
@@ -19,8 +21,18 @@ export interface StepMessage {
   seeds: number[];
 }
 
+/** A whole local training run (learner pool): weights in, `FedModel.train` on one thread, weights out. */
+export interface TrainMessage {
+  type: 'train';
+  weights: Float32Array;
+  data: DataSource;
+  /** TrainOptions without `signal`, `onEpochEnd` and `threads` (they do not cross threads). */
+  options: Omit<TrainOptions, 'signal' | 'onEpochEnd' | 'threads'>;
+}
+
 /** What a worker says. */
 export type WorkerMessage =
   | { type: 'ready' }
   | { type: 'done'; loss: number; correct: number }
+  | { type: 'trained'; weights: Float32Array; result: TrainResult }
   | { type: 'error'; message: string };

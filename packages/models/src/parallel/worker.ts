@@ -10,7 +10,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { disposeBatch, makeBatch } from '../batching.js';
 import { initWasmBackend } from '../wasm/index.js';
 import type { DataSource } from '../types.js';
-import type { StepMessage, WorkerInit, WorkerMessage } from './protocol.js';
+import { FedModel } from '../fed-model.js';
+import type { StepMessage, TrainMessage, WorkerInit, WorkerMessage } from './protocol.js';
 import { shardGradients, weightRefs, type WeightRef } from './shard.js';
 
 interface Replica {
@@ -22,6 +23,8 @@ interface Replica {
   weights: Float32Array;
   out: Float32Array;
   data?: DataSource;
+  /** The replica as a FedModel, for whole training runs (learner pool). */
+  fed: FedModel;
 }
 
 async function start(init: WorkerInit): Promise<Replica> {
@@ -29,6 +32,7 @@ async function start(init: WorkerInit): Promise<Replica> {
   const model = await tfl.models.modelFromJSON({ modelTopology: JSON.parse(init.modelJson) as tf.io.ModelJSON['modelTopology'] });
   const refs = weightRefs(model);
   return {
+    fed: new FedModel('replica', model),
     model,
     refs,
     dropouts: model.layers.filter((l) => l.getClassName() === 'Dropout') as unknown as Array<{ seed?: number }>,
@@ -60,6 +64,13 @@ function step(r: Replica, msg: StepMessage): WorkerMessage {
   }
 }
 
+/** One learner's whole local training on this thread: the same code and kernels as the main thread's. */
+async function trainWhole(r: Replica, msg: TrainMessage): Promise<WorkerMessage> {
+  r.fed.setWeights(msg.weights);
+  const result = await r.fed.train(msg.data, { ...msg.options, threads: 1 });
+  return { type: 'trained', weights: r.fed.getWeights(), result };
+}
+
 async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('training worker: not started as a worker thread');
@@ -71,14 +82,19 @@ async function main(): Promise<void> {
     return;
   }
   port.postMessage({ type: 'ready' } satisfies WorkerMessage);
-  port.on('message', (msg: StepMessage | { type: 'data'; data: DataSource } | { type: 'close' }) => {
+  port.on('message', (msg: StepMessage | TrainMessage | { type: 'data'; data: DataSource } | { type: 'close' }) => {
     try {
-      if (msg.type === 'data') {
+      if (msg.type === 'train') {
+        trainWhole(replica, msg).then(
+          (reply) => port.postMessage(reply),
+          (err: unknown) => port.postMessage({ type: 'error', message: err instanceof Error ? err.message : String(err) } satisfies WorkerMessage),
+        );
+      } else if (msg.type === 'data') {
         replica.data = msg.data;
       } else if (msg.type === 'step') {
         port.postMessage(step(replica, msg));
       } else {
-        replica.model.dispose();
+        replica.fed.dispose();
         port.close();
       }
     } catch (err) {

@@ -1,0 +1,73 @@
+/**
+ * Concurrent learners in one process (serial mode): a pool of worker threads, each with its own
+ * wasm backend and a replica of the model, that runs whole local training runs. A learner hands
+ * its model's weights, its data and its options to an idle worker, which runs `FedModel.train`
+ * on one thread there (the same code and kernels as on the main thread, so the weights that come
+ * back are bit-identical to training here) and sends the weights back into the learner's model.
+ */
+import type { FedModel } from '../fed-model.js';
+import type { DataSource, TrainOptions, TrainResult } from '../types.js';
+import { sharedData, TrainWorkerPool } from './pool.js';
+
+export class LearnerPool {
+  private readonly pool: TrainWorkerPool;
+  private readonly idle: number[];
+  private readonly waiting: Array<(worker: number) => void> = [];
+
+  private constructor(pool: TrainWorkerPool) {
+    this.pool = pool;
+    this.idle = Array.from({ length: pool.size }, (_, i) => i);
+  }
+
+  /** Starts `size` workers with replicas of `model`'s architecture (every learner's model must share it). */
+  static async start(model: FedModel, size: number): Promise<LearnerPool> {
+    if (!Number.isInteger(size) || size < 1) throw new Error(`LearnerPool: size must be an integer >= 1, got ${size}`);
+    const pool = await TrainWorkerPool.start(model.model.toJSON(null, true) as string, model.numParams, size);
+    pool.hold(false);
+    return new LearnerPool(pool);
+  }
+
+  get size(): number {
+    return this.pool.size;
+  }
+
+  /**
+   * `model.train(data, options)` on the next idle worker (one thread), leaving the trained weights
+   * in `model`. `options.signal` is checked before the run starts; `onEpochEnd` is called once,
+   * for the last epoch, when the run is back.
+   */
+  async train(model: FedModel, data: DataSource, options: TrainOptions): Promise<TrainResult> {
+    const { signal, onEpochEnd, threads: _threads, ...rest } = options;
+    const worker = await this.acquire();
+    try {
+      signal?.throwIfAborted();
+      this.pool.hold(true);
+      const reply = await this.pool.train(worker, { type: 'train', weights: model.getWeights(), data: sharedData(data), options: rest });
+      model.setWeights(reply.weights);
+      if (reply.result.steps > 0) onEpochEnd?.(options.epochs - 1, { loss: reply.result.loss, accuracy: reply.result.accuracy });
+      return reply.result;
+    } finally {
+      this.release(worker);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  private acquire(): Promise<number> {
+    const free = this.idle.shift();
+    if (free !== undefined) return Promise.resolve(free);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(worker: number): void {
+    const next = this.waiting.shift();
+    if (next) {
+      next(worker);
+      return;
+    }
+    this.idle.push(worker);
+    if (this.idle.length === this.pool.size) this.pool.hold(false);
+  }
+}
