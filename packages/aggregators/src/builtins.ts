@@ -1,5 +1,6 @@
 import { getRegistry, registerAggregator } from './registry.js';
 import { createFedBn, createFedProx, FedAvg, fedAvgMSchema, FedAvgM, fedAvgSchema, fedBnSchema, fedProxSchema } from './rules/fedavg.js';
+import { FedDyn, fedDynSchema } from './rules/feddyn.js';
 import { FedNova, fedNovaSchema } from './rules/fednova.js';
 import { FedOpt, fedOptSchema } from './rules/fedopt.js';
 import { CoordinateMedian, Krum, krumSchema, medianSchema, TrimmedMean, trimmedMeanSchema } from './rules/robust.js';
@@ -19,6 +20,7 @@ export const BUILTIN_AGGREGATORS = [
   'median',
   'trimmed_mean',
   'krum',
+  'feddyn',
 ] as const;
 
 /**
@@ -41,5 +43,6 @@ export function registerBuiltins(): void {
   registerAggregator('median', () => new CoordinateMedian(), medianSchema);
   registerAggregator('trimmed_mean', (a) => new TrimmedMean(a), trimmedMeanSchema);
   registerAggregator('krum', (a) => new Krum(a), krumSchema);
+  registerAggregator('feddyn', (a) => new FedDyn(a), fedDynSchema);
   registry.builtinsRegistered = true;
 }

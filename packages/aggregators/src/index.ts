@@ -30,6 +30,8 @@ export { createFedBn, createFedProx, FedAvg, FedAvgM } from './rules/fedavg.js';
 export type { FedAvgArgs, FedAvgMArgs, FedProxArgs } from './rules/fedavg.js';
 export { FedOpt } from './rules/fedopt.js';
 export type { FedOptArgs, FedOptVariant } from './rules/fedopt.js';
+export { FEDDYN_INSTRUCTION, FedDyn } from './rules/feddyn.js';
+export type { FedDynArgs } from './rules/feddyn.js';
 export { FedNova } from './rules/fednova.js';
 export type { FedNovaArgs } from './rules/fednova.js';
 export { Scaffold, SCAFFOLD_CONTROL_DELTA, SCAFFOLD_SERVER_CONTROL } from './rules/scaffold.js';

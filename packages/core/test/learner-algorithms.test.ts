@@ -25,8 +25,8 @@ function round(global: number[], tensors: Record<string, Float32Array> = {}) {
 describe('learner algorithm registry', () => {
   it('has the built-ins, and a learner announces the instruction keys they own', () => {
     new LearnerAlgorithms();
-    expect(listLearnerAlgorithms()).toEqual(expect.arrayContaining(['default', 'fedbn', 'fednova', 'fedprox', 'scaffold']));
-    expect([...DEFAULT_LEARNER_CAPABILITIES].sort()).toEqual(['keep_local', 'proximal_mu', 'report_steps', 'scaffold']);
+    expect(listLearnerAlgorithms()).toEqual(expect.arrayContaining(['default', 'fedbn', 'feddyn', 'fednova', 'fedprox', 'scaffold']));
+    expect([...DEFAULT_LEARNER_CAPABILITIES].sort()).toEqual(['feddyn', 'keep_local', 'proximal_mu', 'report_steps', 'scaffold']);
     expect(learnerCapabilities()).toEqual(expect.arrayContaining([...DEFAULT_LEARNER_CAPABILITIES]));
   });
 

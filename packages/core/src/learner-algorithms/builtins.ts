@@ -1,4 +1,5 @@
 import { fedbnLearner } from './fedbn.js';
+import { feddynLearner } from './feddyn.js';
 import { fednovaLearner } from './fednova.js';
 import { fedproxLearner } from './fedprox.js';
 import { registerLearnerAlgorithm } from './registry.js';
@@ -19,6 +20,7 @@ export const BUILTIN_LEARNER_ALGORITHMS: readonly LearnerAlgorithmDefinition[] =
   scaffoldLearner,
   fedbnLearner,
   fednovaLearner,
+  feddynLearner,
 ];
 
 /** Registers the built-in learner algorithms; safe to call repeatedly. */
