@@ -7,7 +7,7 @@
  */
 import type { TensorSpec } from '@oiafed/aggregators';
 import type { ArrayDataset } from '@oiafed/datasets';
-import type { FedModel, TrainOptions } from '@oiafed/models';
+import type { FedModel, TrainOptions, TrainResult } from '@oiafed/models';
 import type { CallContext, Payload, Transport } from '@oiafed/transport';
 import { errorMessage, silentLogger, type Logger } from './logger.js';
 import { compressUpdate, type UpdateCompression } from './compression.js';
@@ -57,6 +57,11 @@ export interface LearnerOptions {
   logger?: Logger;
   /** Shared between virtual learners that share one model (serial mode). */
   modelLock?: Mutex;
+  /**
+   * Runs local training elsewhere (serial mode's learner pool: a worker thread with its own
+   * backend), leaving the trained weights in the model; `model.train` here when absent.
+   */
+  trainPool?: { train(model: FedModel, data: ArrayDataset, options: TrainOptions): Promise<TrainResult> };
   onTrainEnd?: (info: { round: number; seconds: number; samplesPerSecond: number }) => void;
   onEpochEnd?: (info: { round: number; epoch: number; epochs: number; loss: number; accuracy: number }) => void;
   /**
@@ -161,7 +166,8 @@ export class Learner {
       const round = { round: request.round, global, layout: model.layout, tensors: extras, settings: localSettings };
       Object.assign(trainOptions, this.algorithms.beforeTraining(active, round));
 
-      const result = await model.train(trainData, trainOptions);
+      const pool = this.options.trainPool;
+      const result = pool ? await pool.train(model, trainData, trainOptions) : await model.train(trainData, trainOptions);
       const local = model.getWeights();
       const added = this.algorithms.afterTraining(active, { ...round, local, result });
       this.roundsTrained += 1;

@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { NodeConfig } from '@oiafed/config';
-import type { FedModel } from '@oiafed/models';
+import { LearnerPool, type FedModel } from '@oiafed/models';
 import {
   RunHistory,
   createNodeMetrics,
@@ -48,6 +48,8 @@ export interface RunOptions {
   onListening?: (info: { port?: number }) => void;
   /** Continue from the newest checkpoint in checkpoint.dir (same as `checkpoint.resume: true`). */
   resume?: boolean;
+  /** The trainer folds updates in learner-id order (see TrainerOptions.foldInLearnerOrder). */
+  foldInLearnerOrder?: boolean;
 }
 
 export interface LearnerRunResult {
@@ -196,6 +198,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
       callbacks,
       report: options.report,
       signal: options.signal,
+      foldInLearnerOrder: options.foldInLearnerOrder,
       initialWeights: resumeFrom?.weights,
       startRound: lastRound + 1,
       onRoundComplete: ({ round }) => {
@@ -245,6 +248,7 @@ async function buildLearner(
     hub?: MemoryHub;
     sharedModel?: FedModel;
     modelLock?: Mutex;
+    trainPool?: LearnerOptions['trainPool'];
     data?: NodeData;
     onTrainEnd?: LearnerOptions['onTrainEnd'];
     onEpochEnd?: LearnerOptions['onEpochEnd'];
@@ -292,6 +296,7 @@ async function buildLearner(
     backend: backendName,
     logger,
     modelLock: options.modelLock,
+    trainPool: options.trainPool,
     compression: config.transport.update_compression,
     onTrainEnd: options.onTrainEnd,
     onEpochEnd: options.onEpochEnd,
@@ -397,6 +402,13 @@ export async function runNode(
 
 export interface SerialOptions extends RunOptions {
   numClients: number;
+  /**
+   * Train this many learners at a time, each on a worker thread of its own (one thread each),
+   * instead of one after another on a shared model (each then using learner.args.threads). Every
+   * learner gets its own model; the aggregate is bit-identical to the sequential run (the trainer
+   * folds updates in learner-id order). 0 or absent: sequential.
+   */
+  learnerPool?: number;
 }
 
 /**
@@ -422,20 +434,12 @@ export async function runSerial(trainerConfig: NodeConfig, options: SerialOption
     ...deriveLearnerConfig(trainer, i, options.numClients, { host: 'memory', port: 0 }),
     transport: memory,
   }));
-  const modelLock = new Mutex();
-  const builds: LearnerBuild[] = [];
-  let sharedModel: FedModel | undefined;
-  for (const config of learnerConfigs) {
-    const learnerLogger = logger.child({ node: config.node_id });
-    const data = await loadNodeData(config, learnerLogger);
-    const build = await buildLearner(config, learnerLogger, backend.backend, { hub, sharedModel, modelLock, data });
-    sharedModel ??= build.model();
-    builds.push(build);
-  }
+  const { builds, sharedModel, pool } = await buildSerialLearners(learnerConfigs, logger, backend.backend, hub, options.learnerPool ?? 0);
   const started = runTrainerNode(trainer, {
     ...options,
     hub,
     logger,
+    foldInLearnerOrder: pool !== undefined,
     onListening: (info) => {
       options.onListening?.(info);
       for (const build of builds) {
@@ -448,5 +452,41 @@ export async function runSerial(trainerConfig: NodeConfig, options: SerialOption
   } finally {
     await Promise.all(builds.map((b) => b.transport.stop().catch(() => undefined)));
     sharedModel?.dispose();
+    for (const b of builds) if (b.ownsModel) b.model()?.dispose();
+    await pool?.close();
   }
+}
+
+/**
+ * Serial mode's learners: one after another on one shared model (a lock keeps their training
+ * apart), or, with `poolSize` > 0, a model section and the wasm backend, each with its own model,
+ * training on a pool of `poolSize` worker threads.
+ */
+async function buildSerialLearners(
+  configs: NodeConfig[],
+  logger: TrackerLogger,
+  backendName: string,
+  hub: MemoryHub,
+  poolSize: number,
+): Promise<{ builds: LearnerBuild[]; sharedModel?: FedModel; pool?: LearnerPool }> {
+  const modelLock = new Mutex();
+  const builds: LearnerBuild[] = [];
+  let sharedModel: FedModel | undefined;
+  let pool: LearnerPool | undefined;
+  // The workers run the patched wasm backend: on any other backend their bits would differ from the sequential run's.
+  const pooled = poolSize > 0 && configs[0]?.model !== undefined && backendName === 'wasm';
+  for (const config of configs) {
+    const learnerLogger = logger.child({ node: config.node_id });
+    const data = await loadNodeData(config, learnerLogger);
+    const build = await buildLearner(
+      config,
+      learnerLogger,
+      backendName,
+      pooled ? { hub, data, trainPool: { train: (model, d, o) => pool!.train(model, d, o) } } : { hub, sharedModel, modelLock, data },
+    );
+    if (pooled) pool ??= await LearnerPool.start(build.model()!, Math.min(poolSize, configs.length));
+    else sharedModel ??= build.model();
+    builds.push(build);
+  }
+  return { builds, sharedModel, pool };
 }

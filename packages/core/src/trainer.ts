@@ -51,6 +51,13 @@ export interface TrainerSettings {
 
 export interface TrainerOptions {
   nodeId: string;
+  /**
+   * Fold each round's updates in learner-id order instead of arrival order (an update that
+   * arrives early is held until those before it are in), so the aggregate does not depend on
+   * which learner finished first. Serial mode's learner pool sets it; off by default because the
+   * held updates cost memory that streaming aggregation otherwise avoids.
+   */
+  foldInLearnerOrder?: boolean;
   transport: Transport;
   /** Holds the initial global weights and evaluates the global model on `testData`. */
   model: FedModel;
@@ -86,6 +93,35 @@ export interface TrainingSummary {
 }
 
 const CONSUMED = new Float32Array(0);
+
+/**
+ * Hands items to `fold` in the order of `ids`, whatever order they arrive in: `put` an item or
+ * `skip` an id (no item will come); everything ready at the front of the order is folded at once.
+ * Without `ids`, in arrival order.
+ */
+function inSelectionOrder<T>(ids: readonly string[] | undefined, fold: (item: T) => void): { put(id: string, item: T): void; skip(id: string): void } {
+  if (ids === undefined) return { put: (_id, item) => fold(item), skip: () => undefined };
+  const waiting = new Map<string, T | undefined>();
+  let next = 0;
+  const flush = (): void => {
+    while (next < ids.length && waiting.has(ids[next]!)) {
+      const item = waiting.get(ids[next]!);
+      waiting.delete(ids[next]!);
+      next++;
+      if (item !== undefined) fold(item);
+    }
+  };
+  return {
+    put(id, item) {
+      waiting.set(id, item);
+      flush();
+    },
+    skip(id) {
+      waiting.set(id, undefined);
+      flush();
+    },
+  };
+}
 
 interface CollectedUpdate {
   update: ClientUpdate;
@@ -311,6 +347,27 @@ export class Trainer {
     if (this.options.signal?.aborted) forwardAbort();
     this.options.signal?.addEventListener('abort', forwardAbort, { once: true });
 
+    // With foldInLearnerOrder, updates are folded in the order of `selected` (sorted learner ids),
+    // not of arrival: learners training concurrently then give the same bits as one after another.
+    const fold = inSelectionOrder(this.options.foldInLearnerOrder ? selected : undefined, (item: CollectedUpdate) => {
+      if (!accumulator) {
+        collected.push(item);
+        return;
+      }
+      try {
+        accumulator.add(item.update);
+      } catch (error) {
+        // Folded on behalf of whichever learner's reply completed the prefix: blame the update's own learner.
+        const reason = errorMessage(error);
+        failed.push({ learner: item.update.clientId, reason });
+        metrics?.updatesRejected.inc({ reason: rejectionLabel(error) });
+        this.logger.warn(`round ${round}: no usable update from ${item.update.clientId}: ${reason}`);
+        return;
+      }
+      // Streaming rules have consumed the vectors: keep only the bookkeeping, so the trainer
+      // holds O(model) memory during a round instead of O(learners x model).
+      collected.push({ ...item, update: { ...item.update, weights: CONSUMED, extras: undefined } });
+    });
     await Promise.all(
       selected.map(async (learner) => {
         try {
@@ -319,18 +376,12 @@ export class Trainer {
             signal: roundAbort.signal,
           });
           const item = this.decodeUpdate(learner, round, reply.body, reply.tensors);
-          if (accumulator) {
-            accumulator.add(item.update);
-            // Streaming rules have consumed the vectors: keep only the bookkeeping, so the trainer
-            // holds O(model) memory during a round instead of O(learners x model).
-            collected.push({ ...item, update: { ...item.update, weights: CONSUMED, extras: undefined } });
-          } else {
-            collected.push(item);
-          }
+          fold.put(learner, item);
           metrics?.updatesAccepted.inc();
           metrics?.localTrainSeconds.observe({ learner }, item.trainSeconds);
           metrics?.localSamplesPerSecond.set({ learner }, item.samplesPerSecond);
         } catch (error) {
+          fold.skip(learner);
           const reason = errorMessage(error);
           failed.push({ learner, reason });
           metrics?.updatesRejected.inc({ reason: rejectionLabel(error) });
