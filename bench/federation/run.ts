@@ -5,10 +5,12 @@
  * test accuracy every round; and in the same run a PyTorch loop (federation_torch.py: same model,
  * data, samples per round, thread count and evaluation) as the baseline.
  *
- *   npm run bench:federation -- [--json] [--rounds 5] [--learners 10] [--threads N] [--fraction F] [--no-torch] [--data-dir DIR]
+ *   npm run bench:federation -- [--json] [--rounds 5] [--learners 10] [--threads N] [--fraction F] [--learner-pool] [--no-torch] [--data-dir DIR]
  *
  * `--threads` defaults to every core (os.availableParallelism()) for both engines; `--fraction F`
  * trains on the first F of the 60,000 training images (quick runs; the test set stays whole).
+ * Our learners train one after another, each data-parallel over N threads; `--learner-pool` runs
+ * them instead N at a time on serial mode's learner pool (one thread each), as row `oiafed-pool`.
  * Each engine runs in its own child process, so its peak RSS (VmHWM) is its own.
  *
  * Prints per round: seconds, CPU-seconds, accuracy; and peak RSS. With --json the last stdout
@@ -35,10 +37,11 @@ interface Options {
   dataDir: string;
   torch: boolean;
   json: boolean;
+  learnerPool: boolean;
 }
 
 interface Row {
-  engine: 'oiafed' | 'torch';
+  engine: 'oiafed' | 'oiafed-pool' | 'torch';
   threads: number;
   rounds: number;
   learners: number;
@@ -69,6 +72,7 @@ function parseOptions(argv: string[]): Options {
     dataDir: di >= 0 ? argv[di + 1]! : DEFAULT_DATA_DIR,
     torch: !argv.includes('--no-torch'),
     json: argv.includes('--json'),
+    learnerPool: argv.includes('--learner-pool'),
   };
 }
 
@@ -133,6 +137,7 @@ async function oiafedChild(o: Options): Promise<void> {
   // lines are reported as each round ends (the final summary comes after them).
   const summary = await runSerial(config, {
     numClients: o.learners,
+    ...(o.learnerPool ? { learnerPool: o.threads } : {}),
     onListening: () => mark(),
     report: () => void (marks.length <= o.rounds && mark()),
   });
@@ -140,7 +145,7 @@ async function oiafedChild(o: Options): Promise<void> {
   const cpu = marks.slice(1).map((m, i) => m.cpu - marks[i]!.cpu);
   const acc = summary.rounds.map((r) => r.accuracy ?? NaN);
   const row: Row = {
-    engine: 'oiafed',
+    engine: o.learnerPool ? 'oiafed-pool' : 'oiafed',
     threads: o.threads,
     rounds: o.rounds,
     learners: o.learners,
@@ -165,12 +170,12 @@ function lastJsonLine(out: string): Row | undefined {
   return line ? (JSON.parse(line) as Row) : undefined;
 }
 
-function childArgs(o: Options): string[] {
-  return ['--rounds', String(o.rounds), '--learners', String(o.learners), '--threads', String(o.threads), '--fraction', String(o.fraction), '--data-dir', o.dataDir];
+function childArgs(o: Options, pool = false): string[] {
+  return [...(pool ? ['--learner-pool'] : []), '--rounds', String(o.rounds), '--learners', String(o.learners), '--threads', String(o.threads), '--fraction', String(o.fraction), '--data-dir', o.dataDir];
 }
 
-function runOiafed(o: Options): Row | string {
-  const r = spawnSync(process.execPath, [...sourceNodeFlags(), join(root, 'bench/federation/run.ts'), '--child', ...childArgs(o)], {
+function runOiafed(o: Options, pool = false): Row | string {
+  const r = spawnSync(process.execPath, [...sourceNodeFlags(), join(root, 'bench/federation/run.ts'), '--child', ...childArgs(o, pool)], {
     cwd: root,
     encoding: 'utf8',
     maxBuffer: 1 << 26,
@@ -205,17 +210,21 @@ async function main(): Promise<void> {
   const log = (s: string): void => void process.stdout.write(`${s}\n`);
   log(`bench:federation: Fashion-MNIST, fmnist_cnn, ${o.learners} IID learners, ${o.rounds} rounds x 1 epoch, batch 64, SGD lr 0.01, ${o.threads} thread(s); load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const rows: Row[] = [];
-  for (const [name, run] of [['oiafed', runOiafed], ...(o.torch ? [['torch', runTorch] as const] : [])] as const) {
-    const r = run(o);
+  const runs: Array<[string, () => Row | string]> = [['oiafed', () => runOiafed(o)]];
+  if (o.learnerPool) runs.push(['oiafed-pool', () => runOiafed(o, true)]);
+  if (o.torch) runs.push(['torch', () => runTorch(o)]);
+  for (const [name, run] of runs) {
+    const r = run();
     if (typeof r === 'string') log(`\n${name}: ${r}`);
     else {
       rows.push(r);
       printRow(r, log);
     }
   }
-  const [ours, torch] = [rows.find((r) => r.engine === 'oiafed'), rows.find((r) => r.engine === 'torch')];
-  if (ours && torch) {
-    log(`\nours/torch: ${(ours.s_per_round / torch.s_per_round).toFixed(2)}x seconds per round; accuracy ${(100 * (ours.final_accuracy - torch.final_accuracy)).toFixed(2)} points`);
+  const torch = rows.find((r) => r.engine === 'torch');
+  for (const ours of rows.filter((r) => r.engine !== 'torch')) {
+    if (!torch) break;
+    log(`\n${ours.engine}/torch: ${(ours.s_per_round / torch.s_per_round).toFixed(2)}x seconds per round; accuracy ${(100 * (ours.final_accuracy - torch.final_accuracy)).toFixed(2)} points`);
   }
   log(`load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   if (o.json) log(JSON.stringify({ rows }));
