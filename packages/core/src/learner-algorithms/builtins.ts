@@ -1,6 +1,7 @@
 import { fedbnLearner } from './fedbn.js';
 import { feddynLearner } from './feddyn.js';
 import { fednovaLearner } from './fednova.js';
+import { fedperLearner } from './fedper.js';
 import { fedproxLearner } from './fedprox.js';
 import { registerLearnerAlgorithm } from './registry.js';
 import { scaffoldLearner } from './scaffold.js';
@@ -21,6 +22,7 @@ export const BUILTIN_LEARNER_ALGORITHMS: readonly LearnerAlgorithmDefinition[] =
   fedbnLearner,
   fednovaLearner,
   feddynLearner,
+  fedperLearner,
 ];
 
 /** Registers the built-in learner algorithms; safe to call repeatedly. */

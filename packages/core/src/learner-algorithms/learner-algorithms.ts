@@ -123,7 +123,7 @@ export class LearnerAlgorithms {
   private overlayKept(weights: Float32Array, layout: WeightLayout, algorithm: LearnerAlgorithm): Float32Array {
     const local = this.kept.get(algorithm);
     if (!local || !algorithm.keepsLocal) return weights;
-    return overlay(weights, local, layout, (spec) => algorithm.keepsLocal!(spec));
+    return overlay(weights, local, layout, (spec) => algorithm.keepsLocal!(spec, layout));
   }
 }
 

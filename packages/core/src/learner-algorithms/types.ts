@@ -61,9 +61,9 @@ export interface LearnerAlgorithm {
   /**
    * Personalization: tensors that stay local. The learner keeps its own trained values of these
    * and puts them over the global model before training and before evaluating (FedBN's
-   * normalization layers).
+   * normalization layers). `layout` is the whole model's, for rules such as "the last layer".
    */
-  keepsLocal?(spec: TensorSpec): boolean;
+  keepsLocal?(spec: TensorSpec, layout: WeightLayout): boolean;
   /** Before local training: per-step terms for FedModel, from instructions and own state. */
   beforeTraining?(ctx: LocalRoundContext): TrainingAdjustments | undefined;
   /** After local training: extras and meta for the aggregator; may update own state. */

@@ -103,7 +103,7 @@ export function describeLearnerAlgorithmContract(type: string, options: LearnerA
       const active = round.algorithms.forRound(options.instructions ?? {});
       const start = round.algorithms.startWeights(next, layout, active);
       const evaluation = round.algorithms.evaluationWeights(next, layout);
-      const keeps = (spec: (typeof layout)[number]) => active.some((a) => a.algorithm.keepsLocal?.(spec) ?? false);
+      const keeps = (spec: (typeof layout)[number]) => active.some((a) => a.algorithm.keepsLocal?.(spec, layout) ?? false);
       for (const spec of layout) {
         const from = keeps(spec) ? round.local : next;
         const slice = (v: Float32Array) => [...v.subarray(spec.offset, spec.offset + spec.size)];
