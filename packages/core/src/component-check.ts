@@ -29,6 +29,6 @@ export function componentProblems(config: Pick<NodeConfig, 'aggregator' | 'learn
     }
   };
   check('aggregator', () => createAggregator({ type: config.aggregator.type, args: config.aggregator.args }));
-  check('learner', () => new LearnerAlgorithms({ type: config.learner.type, args: learnerAlgorithmArgs(config.learner.args) }));
+  check('learner', () => new LearnerAlgorithms({ type: config.learner.type, args: learnerAlgorithmArgs(config.learner.args, config.learner.type) }));
   return problems;
 }

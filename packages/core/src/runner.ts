@@ -292,7 +292,7 @@ async function buildLearner(
     },
     seed: config.seed,
     learnerType: config.learner.type,
-    algorithmArgs: learnerAlgorithmArgs(args),
+    algorithmArgs: learnerAlgorithmArgs(args, config.learner.type),
     backend: backendName,
     logger,
     modelLock: options.modelLock,

@@ -121,5 +121,12 @@ describe('selecting a learner algorithm by config (serial mode: the trainer conf
     await expect(
       runSerial(syntheticTrainerConfig({ trainer, learner: { type: 'fedprox', args: { ...learnerArgs, mu: -2 } } }), { numClients: 3 }),
     ).rejects.toThrow('learner algorithm "fedprox": args.mu must be >= 0, got -2');
+    // learner.args is open to the algorithm's args, but a typo still gets a did-you-mean
+    await expect(runSerial(syntheticTrainerConfig({ trainer, learner: { args: { ...learnerArgs, bach_size: 16 } } }), { numClients: 3 })).rejects.toThrow(
+      'learner.args.bach_size is neither a local training setting nor an arg of learner algorithm "default"; did you mean "batch_size"?',
+    );
+    await expect(
+      runSerial(syntheticTrainerConfig({ trainer, learner: { type: 'fedprox', args: { ...learnerArgs, muu: 0.1 } } }), { numClients: 3 }),
+    ).rejects.toThrow('learner.args.muu is neither a local training setting nor an arg of learner algorithm "fedprox"; did you mean "mu"?');
   });
 });

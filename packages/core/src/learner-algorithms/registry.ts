@@ -4,7 +4,7 @@
  * read the same: `learner algorithm "fedprox": args.mu must be >= 0, got -1`.
  */
 import { parseArgs } from '@oiafed/aggregators';
-import { nodeConfigSchema } from '@oiafed/config';
+import { closestKey, nodeConfigSchema } from '@oiafed/config';
 import { listComponents, lookupComponent, registerComponent } from '../registry.js';
 import type { LearnerAlgorithm, LearnerAlgorithmDefinition } from './types.js';
 
@@ -76,8 +76,25 @@ function learnerSettingKeys(): Set<string> {
   return new Set(Object.keys(learner.properties.args.properties));
 }
 
-/** The learner algorithm's args inside `learner.args`: every key that is not a local training setting. */
-export function learnerAlgorithmArgs(args: Record<string, unknown>): Record<string, unknown> {
+/**
+ * The learner algorithm's args inside `learner.args`: every key that is not a local training
+ * setting. With `type`, a key that is neither a setting nor an arg of that algorithm (whose
+ * schema is closed) is refused with a did-you-mean over both, as the config schema did before
+ * `learner.args` was opened to algorithms.
+ */
+export function learnerAlgorithmArgs(args: Record<string, unknown>, type?: string): Record<string, unknown> {
   const settings = learnerSettingKeys();
-  return Object.fromEntries(Object.entries(args).filter(([key]) => !settings.has(key)));
+  const own = Object.fromEntries(Object.entries(args).filter(([key]) => !settings.has(key)));
+  const schema = type === undefined ? undefined : findLearnerAlgorithm(type)?.argsSchema;
+  if (schema?.additionalProperties === false) {
+    const known = Object.keys(schema.properties ?? {});
+    for (const key of Object.keys(own).filter((k) => !known.includes(k))) {
+      const guess = closestKey(key, [...settings, ...known]);
+      throw new Error(
+        `learner.args.${key} is neither a local training setting nor an arg of learner algorithm "${type}"` +
+          (guess ? `; did you mean "${guess}"?` : ''),
+      );
+    }
+  }
+  return own;
 }
