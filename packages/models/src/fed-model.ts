@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkDataSource, correctCount, crossEntropy, disposeBatch, makeBatch, yieldToEventLoop } from './batching.js';
-import { TrainWorkerPool } from './parallel/pool.js';
+import { sharedData, TrainWorkerPool } from './parallel/pool.js';
 import { combineShards, shardBounds, shardGradients, weightRefs, type WeightRef } from './parallel/shard.js';
 import { Rng } from './random.js';
 import { skipInputGradient } from './wasm/index.js';
@@ -162,14 +162,22 @@ export class FedModel {
     };
   }
 
-  /** Mean cross-entropy and accuracy in inference mode (batch norm uses its moving statistics). */
-  async evaluate(data: DataSource, options: { batchSize?: number } = {}): Promise<EvalResult> {
+  /**
+   * Mean cross-entropy and accuracy in inference mode (batch norm uses its moving statistics).
+   * With `threads` > 1 on the wasm backend the samples are split into `threads` contiguous ranges
+   * evaluated at once (this thread and the training workers); the accuracy is the same, the loss
+   * equal up to float summation order.
+   */
+  async evaluate(data: DataSource, options: { batchSize?: number; threads?: number } = {}): Promise<EvalResult> {
     this.checkAlive('evaluate');
     const where = `evaluate(${this.type})`;
     const batchSize = options.batchSize ?? 256;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`${where}: batchSize must be a positive integer, got ${batchSize}`);
     checkDataSource(data, this.inputShape, this.numClasses, where);
     if (data.length === 0) return { loss: 0, accuracy: 0, numSamples: 0 };
+    const threads = options.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1) throw new Error(`${where}: threads must be an integer >= 1, got ${String(threads)}`);
+    if (threads > 1 && data.length >= 2 * threads && tf.getBackend() === 'wasm') return this.evaluateParallel(data, batchSize, threads);
     let lossSum = 0;
     let correct = 0;
     for (let start = 0; start < data.length; start += batchSize) {
@@ -302,6 +310,34 @@ export class FedModel {
       loss: outcomes.reduce((sum, o, k) => sum + o.loss * weights[k], 0),
       correct: outcomes.reduce((sum, o) => sum + o.correct, 0),
     };
+  }
+
+  /** `evaluate` over `threads` contiguous ranges: range 0 here, the others on the workers; sums in range order. */
+  private async evaluateParallel(data: DataSource, batchSize: number, threads: number): Promise<EvalResult> {
+    const pool = await this.workerPool(threads - 1);
+    const shared = sharedData(data);
+    const bounds = shardBounds(data.length, threads);
+    const size = data.sampleShape.reduce((a, b) => a * b, 1);
+    pool.weights.set(this.getWeights());
+    pool.hold(true);
+    try {
+      const ranges = bounds.slice(1, -1).map((start, k) => ({ type: 'eval' as const, data: shared, start, end: bounds[k + 2], batchSize }));
+      const remote = pool.evaluate(ranges);
+      const head: DataSource = {
+        features: data.features.subarray(0, bounds[1] * size),
+        labels: data.labels.subarray(0, bounds[1]),
+        sampleShape: data.sampleShape,
+        numClasses: data.numClasses,
+        length: bounds[1],
+      };
+      const mine = await this.evaluate(head, { batchSize });
+      const parts = [{ lossSum: mine.loss * mine.numSamples, correct: Math.round(mine.accuracy * mine.numSamples) }, ...(await remote)];
+      const lossSum = parts.reduce((sum, p) => sum + p.lossSum, 0);
+      const correct = parts.reduce((sum, p) => sum + p.correct, 0);
+      return { loss: lossSum / data.length, accuracy: correct / data.length, numSamples: data.length };
+    } finally {
+      pool.hold(false);
+    }
   }
 
   /** Gradient tensors keyed by variable name, read from a flat vector in the layout. */

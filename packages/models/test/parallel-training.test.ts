@@ -104,6 +104,19 @@ describe('data-parallel training (threads > 1, wasm)', () => {
   });
 });
 
+describe('data-parallel evaluation', () => {
+  it('threads=3 gives one thread\'s accuracy exactly and its loss up to summation order', async () => {
+    const m = model('test_bn_dropout');
+    const data = blobs(203, [8, 8, 2], 3, 9);
+    await m.train(data, opts({ epochs: 2 }));
+    const one = await m.evaluate(data, { batchSize: 32 });
+    const three = await m.evaluate(data, { batchSize: 32, threads: 3 });
+    expect(three.numSamples).toBe(203);
+    expect(three.accuracy).toBe(one.accuracy);
+    expect(Math.abs(three.loss - one.loss)).toBeLessThan(1e-5);
+  });
+});
+
 describe('learner pool (whole local runs on worker threads)', () => {
   it('two learners trained concurrently on the pool get the same bits as training them one after the other here', async () => {
     const a = model('lenet', { dropout: 0.25 });

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { DataSource } from '../types.js';
-import type { StepMessage, TrainMessage, WorkerInit, WorkerMessage } from './protocol.js';
+import type { EvalMessage, StepMessage, TrainMessage, WorkerInit, WorkerMessage } from './protocol.js';
 import type { ShardOutcome } from './shard.js';
 
 /** Where the worker entry lives: `worker.js` next to this file in a build, `worker.ts` from sources. */
@@ -126,7 +126,13 @@ export class TrainWorkerPool {
     return reply;
   }
 
-  private send(i: number, msg: StepMessage | TrainMessage): Promise<WorkerMessage> {
+  /** Evaluations of ranges, `ranges[i]` on worker i; resolves with each range's loss sum and correct count, in order. */
+  async evaluate(ranges: EvalMessage[]): Promise<Array<{ lossSum: number; correct: number }>> {
+    const replies = await Promise.all(ranges.map((msg, i) => this.send(i, msg)));
+    return replies.map((m) => (m.type === 'evaluated' ? { lossSum: m.lossSum, correct: m.correct } : { lossSum: NaN, correct: 0 }));
+  }
+
+  private send(i: number, msg: StepMessage | TrainMessage | EvalMessage): Promise<WorkerMessage> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<WorkerMessage>((resolve, reject) => {
       this.pending[i] = { resolve, reject };
@@ -154,7 +160,7 @@ export class TrainWorkerPool {
       if (p) fn(p);
     };
     w.on('message', (m: WorkerMessage) => {
-      if (m.type === 'done' || m.type === 'trained') settle((p) => p.resolve(m));
+      if (m.type === 'done' || m.type === 'trained' || m.type === 'evaluated') settle((p) => p.resolve(m));
       else if (m.type === 'error') settle((p) => p.reject(new Error(`training worker ${i}: ${m.message}`)));
     });
     const fail = (err: Error): void => {

@@ -30,9 +30,19 @@ export interface TrainMessage {
   options: Omit<TrainOptions, 'signal' | 'onEpochEnd' | 'threads'>;
 }
 
+/** Evaluation of the samples [start, end) of `data` with the shared weights (inference mode). */
+export interface EvalMessage {
+  type: 'eval';
+  data: DataSource;
+  start: number;
+  end: number;
+  batchSize: number;
+}
+
 /** What a worker says. */
 export type WorkerMessage =
   | { type: 'ready' }
   | { type: 'done'; loss: number; correct: number }
   | { type: 'trained'; weights: Float32Array; result: TrainResult }
+  | { type: 'evaluated'; lossSum: number; correct: number }
   | { type: 'error'; message: string };

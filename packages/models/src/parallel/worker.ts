@@ -11,7 +11,7 @@ import { disposeBatch, makeBatch } from '../batching.js';
 import { initWasmBackend } from '../wasm/index.js';
 import type { DataSource } from '../types.js';
 import { FedModel } from '../fed-model.js';
-import type { StepMessage, TrainMessage, WorkerInit, WorkerMessage } from './protocol.js';
+import type { EvalMessage, StepMessage, TrainMessage, WorkerInit, WorkerMessage } from './protocol.js';
 import { shardGradients, weightRefs, type WeightRef } from './shard.js';
 
 interface Replica {
@@ -71,6 +71,22 @@ async function trainWhole(r: Replica, msg: TrainMessage): Promise<WorkerMessage>
   return { type: 'trained', weights: r.fed.getWeights(), result };
 }
 
+/** Loss sum and correct count over one contiguous range (data-parallel evaluation). */
+async function evaluateRange(r: Replica, msg: EvalMessage): Promise<WorkerMessage> {
+  loadWeights(r);
+  const { data, start, end } = msg;
+  const size = data.sampleShape.reduce((a, b) => a * b, 1);
+  const part: DataSource = {
+    features: data.features.subarray(start * size, end * size),
+    labels: data.labels.subarray(start, end),
+    sampleShape: data.sampleShape,
+    numClasses: data.numClasses,
+    length: end - start,
+  };
+  const result = await r.fed.evaluate(part, { batchSize: msg.batchSize });
+  return { type: 'evaluated', lossSum: result.loss * result.numSamples, correct: Math.round(result.accuracy * result.numSamples) };
+}
+
 async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('training worker: not started as a worker thread');
@@ -82,10 +98,10 @@ async function main(): Promise<void> {
     return;
   }
   port.postMessage({ type: 'ready' } satisfies WorkerMessage);
-  port.on('message', (msg: StepMessage | TrainMessage | { type: 'data'; data: DataSource } | { type: 'close' }) => {
+  port.on('message', (msg: StepMessage | TrainMessage | EvalMessage | { type: 'data'; data: DataSource } | { type: 'close' }) => {
     try {
-      if (msg.type === 'train') {
-        trainWhole(replica, msg).then(
+      if (msg.type === 'train' || msg.type === 'eval') {
+        (msg.type === 'train' ? trainWhole(replica, msg) : evaluateRange(replica, msg)).then(
           (reply) => port.postMessage(reply),
           (err: unknown) => port.postMessage({ type: 'error', message: err instanceof Error ? err.message : String(err) } satisfies WorkerMessage),
         );
