@@ -239,7 +239,7 @@ export class Learner {
     return this.lock.runExclusive(async () => {
       model.setWeights(this.algorithms.evaluationWeights(global, model.layout));
       try {
-        const result = await model.evaluate(data, { batchSize: this.options.settings.evalBatchSize ?? 256 });
+        const result = await model.evaluate(data, { batchSize: this.options.settings.evalBatchSize ?? 256, threads: this.options.settings.threads });
         const body: EvaluateResponseBody = {
           round: request?.round ?? 0,
           num_samples: result.numSamples,

@@ -192,6 +192,8 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
       },
       seed: config.seed,
       testData: data.test,
+      // Evaluation of the global model uses every core too (learner.args.threads of this config).
+      evalThreads: config.learner.args.threads ?? availableParallelism(),
       logger,
       metrics,
       history,
@@ -478,8 +480,10 @@ async function buildSerialLearners(
   for (const config of configs) {
     const learnerLogger = logger.child({ node: config.node_id });
     const data = await loadNodeData(config, learnerLogger);
+    // Pooled learners train one thread each on the pool; their own evaluation stays on one thread too.
+    const own = pooled ? { ...config, learner: { ...config.learner, args: { ...config.learner.args, threads: 1 } } } : config;
     const build = await buildLearner(
-      config,
+      own,
       learnerLogger,
       backendName,
       pooled ? { hub, data, trainPool: { train: (model, d, o) => pool!.train(model, d, o) } } : { hub, sharedModel, modelLock, data },

@@ -68,6 +68,8 @@ export interface TrainerOptions {
   seed: number;
   testData?: ArrayDataset;
   evalBatchSize?: number;
+  /** Threads the global model's evaluation uses (data-parallel on the wasm backend); default 1. */
+  evalThreads?: number;
   logger?: Logger;
   metrics?: NodeMetrics;
   history?: RunHistory;
@@ -524,7 +526,7 @@ export class Trainer {
     const { testData, model } = this.options;
     if (testData && testData.length > 0) {
       model.setWeights(this.global);
-      const result = await model.evaluate(testData, { batchSize: this.options.evalBatchSize ?? 256 });
+      const result = await model.evaluate(testData, { batchSize: this.options.evalBatchSize ?? 256, threads: this.options.evalThreads });
       return { accuracy: result.accuracy, loss: result.loss, source: 'trainer' };
     }
     return this.federatedEvaluate(round, participants);
