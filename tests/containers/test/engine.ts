@@ -98,6 +98,12 @@ export class Engine {
   readonly timings: Record<string, number> = {};
   private dockerd?: ChildProcess;
 
+  /** buildah keeps RUN --mount=type=cache dirs and scratch files under $TMPDIR (else /var/tmp): keep them in ours. */
+  private buildah(args: string[], timeoutMs?: number): Promise<string> {
+    mkdirSync(join(this.dir, 'tmp'), { recursive: true });
+    return must('buildah', [...this.buildahArgs(), ...args], { env: { ...process.env, TMPDIR: join(this.dir, 'tmp') }, timeoutMs });
+  }
+
   private buildahArgs(): string[] {
     const driver = readFileSync('/proc/filesystems', 'utf8').includes('overlay') ? 'overlay' : 'vfs';
     return ['--root', join(this.dir, 'buildah'), '--runroot', join(this.dir, 'buildah-run'), '--storage-driver', driver];
@@ -170,7 +176,7 @@ export class Engine {
     const env = Object.entries(await proxyEnv()).map(([k, v]) => `ENV ${k}=${JSON.stringify(v)}\n`).join('');
     writeFileSync(join(context, 'Containerfile'), `FROM scratch\nADD rootfs.tar /\nENV NODE_EXTRA_CA_CERTS=${HOST_CA}\n${env}CMD ["node"]\n`);
     await this.timed('base image', () =>
-      must('buildah', [...this.buildahArgs(), 'bud', '--network', 'host', '-f', join(context, 'Containerfile'), '-t', BASE_IMAGE, context]),
+      this.buildah(['bud', '--network', 'host', '-f', join(context, 'Containerfile'), '-t', BASE_IMAGE, context]),
     );
     rmSync(context, { recursive: true, force: true });
   }
@@ -194,18 +200,18 @@ export class Engine {
   /** Builds deploy/docker/Dockerfile from the repository root, as docs/deployment.md shows, into dockerd. */
   async buildImage(repoRoot: string): Promise<void> {
     await this.timed('dockerfile build', () =>
-      must('buildah', [
+      this.buildah([
         // docker format: the OCI format has no HEALTHCHECK, buildah would drop it. --jobs 2: both stages at once.
-        ...this.buildahArgs(), 'bud', '--format', 'docker', '--jobs', '2', '--network', 'host',
+        'bud', '--format', 'docker', '--jobs', '2', '--network', 'host',
         // buildah 1.28 does not yet read <Dockerfile>.dockerignore by itself (BuildKit does).
         '--ignorefile', join(repoRoot, 'deploy/docker/Dockerfile.dockerignore'),
         '--build-arg', `NODE_IMAGE=${BASE_IMAGE}`,
         '-f', join(repoRoot, 'deploy/docker/Dockerfile'), '-t', `localhost/${IMAGE}`, repoRoot,
-      ], { timeoutMs: 1_200_000 }),
+      ], 1_200_000),
     );
     const archive = join(this.dir, 'image.tar');
     await this.timed('load into dockerd', async () => {
-      await must('buildah', [...this.buildahArgs(), 'push', `localhost/${IMAGE}`, `docker-archive:${archive}:${IMAGE}`]);
+      await this.buildah(['push', `localhost/${IMAGE}`, `docker-archive:${archive}:${IMAGE}`]);
       const loaded = await this.docker(['load', '-i', archive]);
       if (loaded.code !== 0) throw new Error(`docker load: ${loaded.stderr}`);
     });
@@ -233,7 +239,7 @@ export class Engine {
       clearTimeout(timer);
     }
     killPidFile(join(this.dir, 'exec/containerd/containerd.pid'));
-    await sh('buildah', [...this.buildahArgs(), 'rm', '--all'], { timeoutMs: 60_000 });
+    await this.buildah(['rm', '--all'], 60_000).catch(() => undefined);
     unmountUnder(this.dir);
     rmSync(this.dir, { recursive: true, force: true });
   }
