@@ -39,6 +39,7 @@ export class FedModel {
   private disposed = false;
   /** Workers of data-parallel training (threads - 1 of them), started on first use. */
   private pool?: Promise<TrainWorkerPool>;
+  private parallelFailure?: string;
 
   /** Wraps a built tfjs model; the FedModel owns it from now on (see `dispose`). */
   constructor(type: string, model: tfl.LayersModel) {
@@ -59,6 +60,15 @@ export class FedModel {
     this.refs = refs;
     this.layout = Object.freeze(refs.map((r) => Object.freeze({ ...r.spec, shape: [...r.spec.shape] })));
     this.numParams = refs.reduce((n, r) => n + r.spec.size, 0);
+  }
+
+  /**
+   * Why this model trains and evaluates on one thread whatever `threads` says (its worker threads
+   * could not be started, e.g. a custom layer class registered only on this thread); undefined
+   * while multi-threading works or has not been tried.
+   */
+  get parallelUnavailable(): string | undefined {
+    return this.parallelFailure;
   }
 
   /** All weights (trainable and batch-norm statistics) as one flat vector in layout order. */
@@ -104,7 +114,8 @@ export class FedModel {
     const threads = options.threads ?? 1;
     // Data-parallel across threads only on the patched wasm backend: native TensorFlow threads by
     // itself, and the pure-JS backend is too slow for the split to matter.
-    if (threads > 1 && tf.getBackend() === 'wasm') return this.trainParallel(data, options, opts, threads, started);
+    const pool = threads > 1 && tf.getBackend() === 'wasm' ? await this.workerPool(threads - 1) : undefined;
+    if (pool !== undefined) return this.trainParallel(pool, data, options, opts, threads, started);
 
     const rng = new Rng(options.seed ?? Math.floor(Math.random() * 2 ** 31));
     const trainable = this.refs.filter((r) => r.spec.trainable);
@@ -177,7 +188,8 @@ export class FedModel {
     if (data.length === 0) return { loss: 0, accuracy: 0, numSamples: 0 };
     const threads = options.threads ?? 1;
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`${where}: threads must be an integer >= 1, got ${String(threads)}`);
-    if (threads > 1 && data.length >= 2 * threads && tf.getBackend() === 'wasm') return this.evaluateParallel(data, batchSize, threads);
+    const pool = threads > 1 && data.length >= 2 * threads && tf.getBackend() === 'wasm' ? await this.workerPool(threads - 1) : undefined;
+    if (pool !== undefined) return this.evaluateParallel(pool, data, batchSize, threads);
     let lossSum = 0;
     let correct = 0;
     for (let start = 0; start < data.length; start += batchSize) {
@@ -236,8 +248,7 @@ export class FedModel {
    * moving statistics become the sample-weighted mean of the shards' updates. Dropout masks come
    * from per-shard seeds. Deterministic for a given seed and thread count.
    */
-  private async trainParallel(data: DataSource, options: TrainOptions, opts: { epochs: number; batchSize: number; weightDecay: number; proximalMu: number; lr: number; optimizer: 'sgd' | 'adam'; momentum: number }, threads: number, started: number): Promise<TrainResult> {
-    const pool = await this.workerPool(threads - 1);
+  private async trainParallel(pool: TrainWorkerPool, data: DataSource, options: TrainOptions, opts: { epochs: number; batchSize: number; weightDecay: number; proximalMu: number; lr: number; optimizer: 'sgd' | 'adam'; momentum: number }, threads: number, started: number): Promise<TrainResult> {
     pool.setData(data);
     const rng = new Rng(options.seed ?? Math.floor(Math.random() * 2 ** 31));
     const trainable = this.refs.filter((r) => r.spec.trainable);
@@ -313,8 +324,7 @@ export class FedModel {
   }
 
   /** `evaluate` over `threads` contiguous ranges: range 0 here, the others on the workers; sums in range order. */
-  private async evaluateParallel(data: DataSource, batchSize: number, threads: number): Promise<EvalResult> {
-    const pool = await this.workerPool(threads - 1);
+  private async evaluateParallel(pool: TrainWorkerPool, data: DataSource, batchSize: number, threads: number): Promise<EvalResult> {
     const shared = sharedData(data);
     const bounds = shardBounds(data.length, threads);
     const size = data.sampleShape.reduce((a, b) => a * b, 1);
@@ -349,9 +359,14 @@ export class FedModel {
     return grads;
   }
 
-  /** The pool of `workers` training workers (restarted when a different size is asked for). */
-  private async workerPool(workers: number): Promise<TrainWorkerPool> {
-    const current = this.pool ? await this.pool : undefined;
+  /**
+   * The pool of `workers` training workers (restarted when a different size is asked for), or
+   * undefined when workers cannot hold this model (e.g. a custom layer class registered only on
+   * this thread): training then runs on this thread alone, and no start is tried again.
+   */
+  private async workerPool(workers: number): Promise<TrainWorkerPool | undefined> {
+    if (this.parallelFailure !== undefined) return undefined;
+    const current = this.pool ? await this.pool.catch(() => undefined) : undefined;
     if (current !== undefined && current.size === workers) return current;
     await current?.close();
     this.pool = TrainWorkerPool.start(this.model.toJSON(null, true) as string, this.numParams, workers);
@@ -359,7 +374,8 @@ export class FedModel {
       return await this.pool;
     } catch (err) {
       this.pool = undefined;
-      throw err;
+      this.parallelFailure = err instanceof Error ? err.message : String(err);
+      return undefined;
     }
   }
 

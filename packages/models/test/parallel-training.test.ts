@@ -104,6 +104,33 @@ describe('data-parallel training (threads > 1, wasm)', () => {
   });
 });
 
+describe('a model the workers cannot rebuild', () => {
+  it('trains on this thread alone, as with threads=1, and says why', async () => {
+    // A custom layer class registered on this thread only: modelFromJSON fails in the workers.
+    class MainThreadOnlyScale extends tfl.layers.Layer {
+      static className = 'MainThreadOnlyScale';
+      override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+        return tf.mul(Array.isArray(inputs) ? inputs[0] : inputs, 0.5);
+      }
+    }
+    tf.serialization.registerClass(MainThreadOnlyScale);
+    registerModel('test_custom_layer', (_args, ctx) => {
+      const m = tfl.sequential();
+      m.add(tfl.layers.flatten({ name: 'flat', inputShape: ctx.inputShape }));
+      m.add(new MainThreadOnlyScale({ name: 'scale' }));
+      m.add(tfl.layers.dense({ name: 'fc', units: ctx.numClasses, kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }));
+      return m;
+    }, { defaultInputShape: [4, 4, 1] });
+    const m = model('test_custom_layer');
+    const data = blobs(64, [4, 4, 1], 3, 10);
+    const start = m.getWeights();
+    const one = await trainFrom(m, start, data, opts());
+    const two = await trainFrom(m, start, data, opts({ threads: 2 }));
+    expect(m.parallelUnavailable).toMatch(/worker failed to start/);
+    expect(Buffer.from(two.buffer).equals(Buffer.from(one.buffer))).toBe(true);
+  });
+});
+
 describe('data-parallel evaluation', () => {
   it('threads=3 gives one thread\'s accuracy exactly and its loss up to summation order', async () => {
     const m = model('test_bn_dropout');
