@@ -9,6 +9,7 @@ import type {
   ClientUpdate,
   LearnerInstructions,
   RoundContext,
+  RoundPlan,
   TensorSpec,
 } from '@oiafed/aggregators';
 import { setMaxListeners } from 'node:events';
@@ -131,6 +132,17 @@ interface CollectedUpdate {
   samplesPerSecond: number;
   trainLoss: number;
   trainAccuracy: number;
+}
+
+/** What broadcast-and-collect gathered in one round. */
+interface RoundOutcome {
+  /** The rule's streaming accumulator, when it has one (updates are already folded into it). */
+  accumulator: Accumulator | undefined;
+  /** Usable updates (with the vectors dropped once an accumulator consumed them). */
+  collected: CollectedUpdate[];
+  /** Selected learners whose update did not come or was refused, and why. */
+  failed: RoundRecord['failed'];
+  fold: { put(id: string, item: CollectedUpdate): void; skip(id: string): void };
 }
 
 export class Trainer {
@@ -320,16 +332,40 @@ export class Trainer {
     return available.slice(0, wanted).sort();
   }
 
-  /** One round; undefined when the signal aborted it (its partial updates are discarded). */
+  /**
+   * One round, as its phases: select learners, configure the round, broadcast the plan and collect
+   * updates, aggregate, evaluate, record. Undefined when the signal aborted it (its partial
+   * updates are discarded).
+   */
   private async runRound(round: number): Promise<RoundRecord | undefined> {
-    const { transport, aggregator, settings, metrics } = this.options;
     const started = performance.now();
-    const statsBefore = transport.stats();
-    const selected = this.selectLearners(round);
-    metrics?.currentRound.set(round);
-    metrics?.learnersParticipating.set(selected.length);
+    const statsBefore = this.options.transport.stats();
+    const selected = this.selectPhase(round);
     const ctx = this.roundContext(round, selected);
-    const plan = aggregator.configureRound(ctx);
+    const plan = this.options.aggregator.configureRound(ctx);
+    const outcome = await this.broadcastAndCollect(ctx, plan);
+    if (!outcome) return undefined;
+    const aggregation = this.aggregatePhase(ctx, outcome);
+    const evaluation = await this.evaluate(round, outcome.collected.map((c) => c.update.clientId));
+    return this.recordRound({ round, started, statsBefore, selected, outcome, aggregation, evaluation });
+  }
+
+  /** Select: the learners asked to train this round. */
+  private selectPhase(round: number): string[] {
+    const selected = this.selectLearners(round);
+    this.options.metrics?.currentRound.set(round);
+    this.options.metrics?.learnersParticipating.set(selected.length);
+    return selected;
+  }
+
+  /**
+   * Broadcast and collect: sends the plan to every selected learner and gathers their checked
+   * updates (folded into the rule's accumulator as they arrive when it streams). Undefined when
+   * the signal aborted the round.
+   */
+  private async broadcastAndCollect(ctx: RoundContext, plan: RoundPlan): Promise<RoundOutcome | undefined> {
+    const { round, selectedClients: selected } = ctx;
+    const { settings } = this.options;
     const request: TrainRequestBody = {
       round,
       model: this.options.modelSpec,
@@ -337,21 +373,43 @@ export class Trainer {
       instructions: plan.instructions,
     };
     const tensors = [...weightsToTensors(this.global, this.layout), ...extrasToTensors(plan.tensors)];
-    const accumulator = aggregator.createAccumulator?.(ctx);
-    const collected: CollectedUpdate[] = [];
-    const failed: RoundRecord['failed'] = [];
+    const outcome = this.newOutcome(ctx);
     const deadline = Date.now() + settings.roundTimeoutS * 1000;
-    // One listener per in-flight call: a round's own signal, so hundreds of learners do not trip
-    // Node's MaxListeners warning on the caller's signal.
+    const roundSignal = this.roundSignal(selected.length);
+    try {
+      await Promise.all(
+        selected.map((learner) =>
+          this.trainOn(learner, round, { body: request, tensors }, { timeoutMs: Math.max(1, deadline - Date.now()), signal: roundSignal.signal }, outcome),
+        ),
+      );
+    } finally {
+      roundSignal.release();
+    }
+    return this.options.signal?.aborted ? undefined : outcome;
+  }
+
+  /**
+   * A round's own abort signal, following the caller's: one listener per in-flight call on it, so
+   * hundreds of learners do not trip Node's MaxListeners warning on the caller's signal.
+   */
+  private roundSignal(calls: number): { signal: AbortSignal; release(): void } {
     const roundAbort = new AbortController();
-    setMaxListeners(selected.length + 10, roundAbort.signal);
+    setMaxListeners(calls + 10, roundAbort.signal);
     const forwardAbort = () => roundAbort.abort(this.options.signal?.reason);
     if (this.options.signal?.aborted) forwardAbort();
     this.options.signal?.addEventListener('abort', forwardAbort, { once: true });
+    return { signal: roundAbort.signal, release: () => this.options.signal?.removeEventListener('abort', forwardAbort) };
+  }
 
+  /** The round's empty collection: the rule's accumulator (if it streams) and where updates fold to. */
+  private newOutcome(ctx: RoundContext): RoundOutcome {
+    const accumulator = this.options.aggregator.createAccumulator?.(ctx);
+    const collected: CollectedUpdate[] = [];
+    const failed: RoundRecord['failed'] = [];
     // With foldInLearnerOrder, updates are folded in the order of `selected` (sorted learner ids),
     // not of arrival: learners training concurrently then give the same bits as one after another.
-    const fold = inSelectionOrder(this.options.foldInLearnerOrder ? selected : undefined, (item: CollectedUpdate) => {
+    const order = this.options.foldInLearnerOrder ? ctx.selectedClients : undefined;
+    const fold = inSelectionOrder(order, (item: CollectedUpdate) => {
       if (!accumulator) {
         collected.push(item);
         return;
@@ -360,54 +418,74 @@ export class Trainer {
         accumulator.add(item.update);
       } catch (error) {
         // Folded on behalf of whichever learner's reply completed the prefix: blame the update's own learner.
-        const reason = errorMessage(error);
-        failed.push({ learner: item.update.clientId, reason });
-        metrics?.updatesRejected.inc({ reason: rejectionLabel(error) });
-        this.logger.warn(`round ${round}: no usable update from ${item.update.clientId}: ${reason}`);
+        this.rejectUpdate(ctx.round, item.update.clientId, error, failed);
         return;
       }
       // Streaming rules have consumed the vectors: keep only the bookkeeping, so the trainer
       // holds O(model) memory during a round instead of O(learners x model).
       collected.push({ ...item, update: { ...item.update, weights: CONSUMED, extras: undefined } });
     });
-    await Promise.all(
-      selected.map(async (learner) => {
-        try {
-          const reply = await transport.call(learner, LearnerMethods.train, { body: request, tensors }, {
-            timeoutMs: Math.max(1, deadline - Date.now()),
-            signal: roundAbort.signal,
-          });
-          const item = this.decodeUpdate(learner, round, reply.body, reply.tensors);
-          fold.put(learner, item);
-          metrics?.updatesAccepted.inc();
-          metrics?.localTrainSeconds.observe({ learner }, item.trainSeconds);
-          metrics?.localSamplesPerSecond.set({ learner }, item.samplesPerSecond);
-        } catch (error) {
-          fold.skip(learner);
-          const reason = errorMessage(error);
-          failed.push({ learner, reason });
-          metrics?.updatesRejected.inc({ reason: rejectionLabel(error) });
-          this.logger.warn(`round ${round}: no usable update from ${learner}: ${reason}`);
-        }
-      }),
-    );
+    return { accumulator, collected, failed, fold };
+  }
 
-    this.options.signal?.removeEventListener('abort', forwardAbort);
-    if (this.options.signal?.aborted) return undefined;
-    let aggregated = collected.length >= settings.minClients && collected.length > 0;
-    let aggregationError: string | undefined;
-    if (aggregated) {
-      aggregationError = this.aggregateRound(round, ctx, accumulator, collected);
-      aggregated = aggregationError === undefined;
-      if (!aggregated) metrics?.updatesRejected.inc({ reason: 'aggregation_failed' }, collected.length);
-    } else {
-      this.logger.warn(
-        `round ${round}: ${collected.length} usable updates, fewer than min_clients=${settings.minClients}; global model unchanged`,
-      );
+  /** Asks one learner to train and folds its checked update; a failure is recorded, not thrown. */
+  private async trainOn(
+    learner: string,
+    round: number,
+    message: { body: TrainRequestBody; tensors: ReturnType<typeof weightsToTensors> },
+    callOptions: { timeoutMs: number; signal: AbortSignal },
+    outcome: RoundOutcome,
+  ): Promise<void> {
+    const { metrics } = this.options;
+    try {
+      const reply = await this.options.transport.call(learner, LearnerMethods.train, message, callOptions);
+      const item = this.decodeUpdate(learner, round, reply.body, reply.tensors);
+      outcome.fold.put(learner, item);
+      metrics?.updatesAccepted.inc();
+      metrics?.localTrainSeconds.observe({ learner }, item.trainSeconds);
+      metrics?.localSamplesPerSecond.set({ learner }, item.samplesPerSecond);
+    } catch (error) {
+      outcome.fold.skip(learner);
+      this.rejectUpdate(round, learner, error, outcome.failed);
     }
+  }
 
-    const evaluation = await this.evaluate(round, collected.map((c) => c.update.clientId));
-    const statsAfter = transport.stats();
+  private rejectUpdate(round: number, learner: string, error: unknown, failed: RoundRecord['failed']): void {
+    const reason = errorMessage(error);
+    failed.push({ learner, reason });
+    this.options.metrics?.updatesRejected.inc({ reason: rejectionLabel(error) });
+    this.logger.warn(`round ${round}: no usable update from ${learner}: ${reason}`);
+  }
+
+  /** Aggregate: new global weights when enough usable updates came in and the rule succeeds. */
+  private aggregatePhase(ctx: RoundContext, outcome: RoundOutcome): { aggregated: boolean; error?: string } {
+    const { settings, metrics } = this.options;
+    const { collected } = outcome;
+    if (!(collected.length >= settings.minClients && collected.length > 0)) {
+      this.logger.warn(
+        `round ${ctx.round}: ${collected.length} usable updates, fewer than min_clients=${settings.minClients}; global model unchanged`,
+      );
+      return { aggregated: false };
+    }
+    const error = this.aggregateRound(ctx.round, ctx, outcome.accumulator, collected);
+    if (error === undefined) return { aggregated: true };
+    metrics?.updatesRejected.inc({ reason: 'aggregation_failed' }, collected.length);
+    return { aggregated: false, error };
+  }
+
+  /** Record: the round's history entry, and the metrics that summarise it. */
+  private recordRound(phases: {
+    round: number;
+    started: number;
+    statsBefore: ReturnType<Transport['stats']>;
+    selected: string[];
+    outcome: RoundOutcome;
+    aggregation: { aggregated: boolean; error?: string };
+    evaluation: Awaited<ReturnType<Trainer['evaluate']>>;
+  }): RoundRecord {
+    const { round, started, statsBefore, selected, outcome, aggregation, evaluation } = phases;
+    const { collected, failed } = outcome;
+    const statsAfter = this.options.transport.stats();
     const weightOf = (c: CollectedUpdate) => c.update.numSamples;
     const totalSamples = collected.reduce((sum, c) => sum + weightOf(c), 0);
     const weightedMean = (pick: (c: CollectedUpdate) => number) =>
@@ -427,18 +505,22 @@ export class Trainer {
       slowest_train_s: Math.max(0, ...collected.map((c) => c.trainSeconds)),
       bytes_sent: statsAfter.bytesSent - statsBefore.bytesSent,
       bytes_received: statsAfter.bytesReceived - statsBefore.bytesReceived,
-      aggregated,
-      ...(aggregationError === undefined ? {} : { aggregation_error: aggregationError }),
+      aggregated: aggregation.aggregated,
+      ...(aggregation.error === undefined ? {} : { aggregation_error: aggregation.error }),
     };
-    if (metrics) {
-      metrics.roundsCompleted.inc();
-      metrics.roundDuration.observe(record.duration_s);
-      metrics.bytesSent.inc(record.bytes_sent);
-      metrics.bytesReceived.inc(record.bytes_received);
-      if (record.accuracy !== undefined) metrics.globalAccuracy.set(record.accuracy);
-      if (record.loss !== undefined) metrics.globalLoss.set(record.loss);
-    }
+    this.observeRound(record);
     return record;
+  }
+
+  private observeRound(record: RoundRecord): void {
+    const { metrics } = this.options;
+    if (!metrics) return;
+    metrics.roundsCompleted.inc();
+    metrics.roundDuration.observe(record.duration_s);
+    metrics.bytesSent.inc(record.bytes_sent);
+    metrics.bytesReceived.inc(record.bytes_received);
+    if (record.accuracy !== undefined) metrics.globalAccuracy.set(record.accuracy);
+    if (record.loss !== undefined) metrics.globalLoss.set(record.loss);
   }
 
   /**
