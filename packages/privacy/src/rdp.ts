@@ -121,7 +121,8 @@ export function computeRdp(q: number, noiseMultiplier: number, steps: number, or
 /**
  * How RDP becomes (epsilon, delta):
  * - `improved` (default; Balle et al. 2020, "Hypothesis Testing Interpretations and Renyi DP", Thm 21; what
- *   Opacus and current TF Privacy use): eps = rdp - (log(delta) + log(order)) / (order - 1) + log((order - 1) / order);
+ *   Opacus and current TF Privacy use): eps = rdp - (log(delta) + log(order)) / (order - 1) + log((order - 1) / order),
+ *   and 0 where the KL bound delta^2 + expm1(-rdp) > 0 already holds;
  * - `classic` (Mironov 2017, Prop. 3; what TF Privacy used until 2020 and the numbers it published then):
  *   eps = rdp - log(delta) / (order - 1).
  */
@@ -135,6 +136,9 @@ export interface EpsilonAtOrder {
 
 function epsilonAtOrder(alpha: number, rdp: number, logDelta: number, conversion: RdpConversion): number {
   if (conversion === 'classic') return rdp - logDelta / (alpha - 1);
+  // The KL bound delta <= sqrt(1 - e^-rdp) gives epsilon 0 outright for tiny rdp (as TF Privacy's
+  // dp_accounting does); without it an accountant that has spent nothing would report ~0.008.
+  if (Math.exp(2 * logDelta) + Math.expm1(-rdp) > 0) return 0;
   return rdp - (logDelta + Math.log(alpha)) / (alpha - 1) + Math.log1p(-1 / alpha);
 }
 
