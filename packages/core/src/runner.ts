@@ -436,12 +436,12 @@ export async function runSerial(trainerConfig: NodeConfig, options: SerialOption
     ...deriveLearnerConfig(trainer, i, options.numClients, { host: 'memory', port: 0 }),
     transport: memory,
   }));
-  const { builds, sharedModel, pool } = await buildSerialLearners(learnerConfigs, logger, backend.backend, hub, options.learnerPool ?? 0);
+  const { builds, sharedModel, pool, pooled } = await buildSerialLearners(learnerConfigs, logger, backend.backend, hub, options.learnerPool ?? 0);
   const started = runTrainerNode(trainer, {
     ...options,
     hub,
     logger,
-    foldInLearnerOrder: pool !== undefined,
+    foldInLearnerOrder: pooled,
     onListening: (info) => {
       options.onListening?.(info);
       for (const build of builds) {
@@ -470,7 +470,7 @@ async function buildSerialLearners(
   backendName: string,
   hub: MemoryHub,
   poolSize: number,
-): Promise<{ builds: LearnerBuild[]; sharedModel?: FedModel; pool?: LearnerPool }> {
+): Promise<{ builds: LearnerBuild[]; sharedModel?: FedModel; pool?: LearnerPool; pooled: boolean }> {
   const modelLock = new Mutex();
   const builds: LearnerBuild[] = [];
   let sharedModel: FedModel | undefined;
@@ -486,11 +486,21 @@ async function buildSerialLearners(
       own,
       learnerLogger,
       backendName,
-      pooled ? { hub, data, trainPool: { train: (model, d, o) => pool!.train(model, d, o) } } : { hub, sharedModel, modelLock, data },
+      pooled ? { hub, data, trainPool: { train: (model, d, o) => (pool ? pool.train(model, d, o) : model.train(d, o)) } } : { hub, sharedModel, modelLock, data },
     );
-    if (pooled) pool ??= await LearnerPool.start(build.model()!, Math.min(poolSize, configs.length));
-    else sharedModel ??= build.model();
+    if (pooled && builds.length === 0) pool = await startLearnerPool(build.model()!, Math.min(poolSize, configs.length), logger);
+    if (!pooled) sharedModel ??= build.model();
     builds.push(build);
   }
-  return { builds, sharedModel, pool };
+  return { builds, sharedModel, pool, pooled };
+}
+
+/** The learner pool, or undefined (learners then train on this thread, interleaved) when its workers cannot start. */
+async function startLearnerPool(model: FedModel, size: number, logger: TrackerLogger): Promise<LearnerPool | undefined> {
+  try {
+    return await LearnerPool.start(model, size);
+  } catch (error) {
+    logger.warn(`learner pool unavailable, learners train on the main thread: ${errorMessage(error)}`);
+    return undefined;
+  }
 }
