@@ -1,0 +1,150 @@
+/**
+ * Central DP-FedAvg as a wrapper around a sum-based aggregation rule (issue 16 §2; McMahan et al. 2018,
+ * adaptive clipping of Andrew et al. 2021): each update's delta is clipped, the clipped deltas are averaged
+ * over the expected number of participants, Gaussian noise is added by the trainer, and the wrapped rule
+ * (fedavg, fedavgm, fedadam, ...) applies the noised mean as if it were the one update of the round.
+ * The accountant charges one subsampled Gaussian step per round at sampling rate `client_fraction`.
+ * Accounting assumes Poisson sampling of learners; the trainer samples a fixed-size subset, the usual
+ * approximation of DP-FedAvg implementations (TFF, Flower), stated in the docs.
+ */
+import type { AggregateResult, Aggregator, AggregatorState, ClientUpdate, RoundContext, RoundPlan } from '@oiafed/aggregators';
+import { PrivacyAccountant, adaptClipNorm, adaptiveUpdateNoiseMultiplier, cryptoNormal, dpMean, epsilonFor, noiseMultiplierFor } from '@oiafed/privacy';
+import type { NormalSource } from '@oiafed/privacy';
+
+/** Rules whose result is a function of the (weighted) mean update: the noised mean can stand in for it. */
+export const DP_COMPATIBLE_AGGREGATORS: readonly string[] = ['fedavg', 'fedavgm', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad'];
+
+export interface AdaptiveClippingSettings {
+  initialClipNorm: number;
+  /** gamma (default 0.5). */
+  targetQuantile: number;
+  /** eta_C (default 0.2). */
+  learningRate: number;
+  /** sigma_b; default max(m / 20, noise_multiplier) so the update keeps most of the noise budget. */
+  countStddev?: number;
+}
+
+export interface CentralDpSettings {
+  noiseMultiplier?: number;
+  clipNorm?: number;
+  adaptiveClipping?: AdaptiveClippingSettings;
+  targetEpsilon?: number;
+  delta: number;
+  /** q: the fraction of learners sampled per round (`trainer.args.client_fraction`). */
+  samplingRate: number;
+  maxRounds: number;
+  /** Noise source; Box–Muller over node:crypto unless a test passes a seeded one. */
+  normal?: NormalSource;
+}
+
+/** The noise multiplier the run uses: the configured one (checked against the budget) or the one the budget allows. */
+export function resolveNoiseMultiplier(s: CentralDpSettings): number {
+  const { targetEpsilon, samplingRate: q, maxRounds, delta } = s;
+  if (s.noiseMultiplier === undefined) {
+    if (targetEpsilon === undefined) throw new Error('differential_privacy: set noise_multiplier or target_epsilon');
+    return noiseMultiplierFor(targetEpsilon, q, maxRounds, delta);
+  }
+  if (targetEpsilon !== undefined) {
+    const spent = epsilonFor(q, s.noiseMultiplier, maxRounds, delta);
+    if (spent > targetEpsilon) {
+      const needed = noiseMultiplierFor(targetEpsilon, q, maxRounds, delta);
+      throw new Error(
+        `differential_privacy: noise_multiplier ${s.noiseMultiplier} over ${maxRounds} rounds at sampling rate ${q} spends ` +
+          `epsilon ${spent.toFixed(3)} > target_epsilon ${targetEpsilon} (delta ${delta}); use noise_multiplier >= ${needed.toFixed(3)} or fewer rounds`,
+      );
+    }
+  }
+  return s.noiseMultiplier;
+}
+
+function delta(update: ClientUpdate, global: Float32Array): Float32Array {
+  const out = new Float32Array(global.length);
+  for (let i = 0; i < global.length; i++) out[i] = update.weights[i] - global[i];
+  return out;
+}
+
+class CentralDpAggregator implements Aggregator {
+  readonly type: string;
+  private readonly accountant = new PrivacyAccountant();
+  private readonly noiseMultiplier: number;
+  private readonly normal: NormalSource;
+  private clipNorm: number;
+  private rounds = 0;
+
+  constructor(
+    private readonly inner: Aggregator,
+    private readonly settings: CentralDpSettings,
+  ) {
+    if (!DP_COMPATIBLE_AGGREGATORS.includes(inner.type)) {
+      throw new Error(
+        `differential_privacy (central) needs a rule that averages updates (${DP_COMPATIBLE_AGGREGATORS.join(', ')}); ` +
+          `${inner.type} does not: it looks at individual updates, which the noised mean replaces`,
+      );
+    }
+    if ((settings.clipNorm === undefined) === (settings.adaptiveClipping === undefined)) {
+      throw new Error('differential_privacy: set exactly one of clip_norm and adaptive_clipping');
+    }
+    this.type = inner.type;
+    this.noiseMultiplier = resolveNoiseMultiplier(settings);
+    this.clipNorm = settings.clipNorm ?? settings.adaptiveClipping!.initialClipNorm;
+    this.normal = settings.normal ?? cryptoNormal();
+  }
+
+  configureRound(ctx: RoundContext): RoundPlan {
+    return this.inner.configureRound(ctx);
+  }
+
+  aggregate(ctx: RoundContext, updates: readonly ClientUpdate[]): AggregateResult {
+    const m = Math.max(1, ctx.selectedClients.length);
+    const adaptive = this.settings.adaptiveClipping;
+    const countStd = adaptive ? (adaptive.countStddev ?? Math.max(m / 20, this.noiseMultiplier)) : 0;
+    const z = adaptive ? adaptiveUpdateNoiseMultiplier(this.noiseMultiplier, countStd) : this.noiseMultiplier;
+    const clipUsed = this.clipNorm;
+    const noised = dpMean(
+      updates.map((u) => delta(u, ctx.global)),
+      { clipNorm: clipUsed, noiseMultiplier: z, expectedParticipants: m, normal: this.normal },
+    );
+    const weights = new Float32Array(ctx.global.length);
+    for (let i = 0; i < weights.length; i++) weights[i] = ctx.global[i] + noised.mean[i];
+    const result = this.inner.aggregate(ctx, [{ clientId: 'dp-mean', weights, numSamples: 1 }]);
+    if (adaptive) this.clipNorm = adaptClipNorm(clipUsed, noised.withinClip, m, { ...adaptive, countStd, normal: this.normal });
+    this.charge(1);
+    return {
+      weights: result.weights,
+      metrics: {
+        ...result.metrics,
+        dp_epsilon: this.accountant.epsilon(this.settings.delta),
+        dp_clip_norm: clipUsed,
+        dp_noise_std: noised.noiseStd,
+      },
+    };
+  }
+
+  getState(): AggregatorState {
+    return { ...this.inner.getState(), dp_rounds: this.rounds, dp_clip_norm: this.clipNorm };
+  }
+
+  setState(state: AggregatorState): void {
+    const { dp_rounds: rounds, dp_clip_norm: clip, ...inner } = state;
+    this.inner.setState(inner);
+    this.clipNorm = typeof clip === 'number' ? clip : this.clipNorm;
+    this.accountant.setState({ history: [] });
+    this.rounds = 0;
+    if (typeof rounds === 'number' && rounds > 0) this.charge(rounds);
+  }
+
+  /** Epsilon spent so far at the configured delta. */
+  epsilon(): number {
+    return this.accountant.epsilon(this.settings.delta);
+  }
+
+  private charge(rounds: number): void {
+    this.accountant.step(this.settings.samplingRate, this.noiseMultiplier, rounds);
+    this.rounds += rounds;
+  }
+}
+
+/** Wraps a sum-based rule with central DP-FedAvg; throws when the rule or the settings cannot give the guarantee. */
+export function withCentralDp(inner: Aggregator, settings: CentralDpSettings): Aggregator {
+  return new CentralDpAggregator(inner, settings);
+}
