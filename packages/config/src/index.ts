@@ -11,6 +11,7 @@ export type { HostEntry, HostsFile, SshSettings, TrainerHostEntry } from './host
 export { MAX_NODE_ID_LENGTH, NODE_ID_PATTERN, nodeConfigSchema } from './schema.js';
 export type {
   AggregatorConfig,
+  DifferentialPrivacyConfig,
   CallbackConfig,
   CheckpointConfig,
   DatasetConfig,

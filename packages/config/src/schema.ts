@@ -166,6 +166,29 @@ export const nodeConfigSchema: Readonly<Schema> = {
       package: str(undefined, 'npm package imported at start so it registers this type.'),
       args: openArgs("Validated by the aggregator's own schema."),
     }),
+    differential_privacy: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Trainer: differential privacy of the learners\' updates; off when absent (issue 16 §2).',
+      properties: {
+        mode: enumOf(['central'], 'central'),
+        noise_multiplier: { type: 'number', exclusiveMinimum: 0, description: 'Noise std over the clip norm; derived from target_epsilon when absent.' },
+        clip_norm: { type: 'number', exclusiveMinimum: 0, description: "Fixed L2 clip of each learner's update delta (or adaptive_clipping)." },
+        adaptive_clipping: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'Clip norm that tracks a quantile of the update norms (Andrew et al. 2021).',
+          properties: {
+            initial_clip_norm: { type: 'number', exclusiveMinimum: 0, default: 0.1 },
+            target_quantile: { type: 'number', minimum: 0, maximum: 1, default: 0.5 },
+            learning_rate: { type: 'number', exclusiveMinimum: 0, default: 0.2 },
+            count_stddev: { type: 'number', exclusiveMinimum: 0, description: 'Noise std of the unclipped count (default max(m / 20, noise_multiplier)).' },
+          },
+        },
+        target_epsilon: { type: 'number', exclusiveMinimum: 0, description: 'Budget over max_rounds: the run refuses to start if it would spend more.' },
+        delta: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: 1e-5 },
+      },
+    },
     model: {
       type: 'object',
       required: ['type'],

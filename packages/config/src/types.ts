@@ -111,6 +111,20 @@ export interface AggregatorConfig {
   args: Record<string, unknown>;
 }
 
+/** `differential_privacy` (trainer): central DP-FedAvg; off when absent. */
+export interface DifferentialPrivacyConfig {
+  /** Only `central` (the trainer clips and noises) so far. */
+  mode: 'central';
+  /** Derived from `target_epsilon` when absent. */
+  noise_multiplier?: number;
+  /** Fixed clip norm; exactly one of this and `adaptive_clipping`. */
+  clip_norm?: number;
+  adaptive_clipping?: { initial_clip_norm: number; target_quantile: number; learning_rate: number; count_stddev?: number };
+  /** Budget over max_rounds at `delta`. */
+  target_epsilon?: number;
+  delta: number;
+}
+
 /** `model`: a registry entry (`num_classes`, `dropout`, `input_shape` are typical args). */
 export interface ModelConfig {
   type: string;
@@ -223,6 +237,7 @@ export interface NodeConfig {
   trainer: TrainerConfig;
   learner: LearnerConfig;
   aggregator: AggregatorConfig;
+  differential_privacy?: DifferentialPrivacyConfig;
   model?: ModelConfig;
   datasets: DatasetConfig[];
   retry: RetryConfig;
