@@ -5,28 +5,11 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TensorSpec } from '@oiafed/aggregators';
+import type { RoundRecord } from '@oiafed/tracker';
 import { lookupComponent, registerComponent } from './registry.js';
 
-/** One round of the trainer's history; also the JSONL line written to the run directory. */
-export interface RoundRecord {
-  round: number;
-  timestamp: string;
-  selected: number;
-  participants: number;
-  failed: Array<{ learner: string; reason: string }>;
-  accuracy?: number;
-  loss?: number;
-  eval_source?: 'trainer' | 'learners';
-  train_loss?: number;
-  train_accuracy?: number;
-  duration_s: number;
-  slowest_train_s: number;
-  bytes_sent: number;
-  bytes_received: number;
-  aggregated: boolean;
-  /** Why the round's updates did not replace the global model (rule error, non-finite aggregate). */
-  aggregation_error?: string;
-}
+/** One round of the trainer's history (one type, defined in @oiafed/tracker); also the JSONL line written to the run directory. */
+export type { RoundRecord };
 
 export interface RoundControl {
   /** Ends training after this round; the reason goes into the log and the summary. */

@@ -152,6 +152,8 @@ export class Trainer {
   private stopReason: string | undefined;
   /** Capabilities the algorithm asks of learners (keys of its round instructions). */
   private required: string[] = [];
+  /** The rule's metrics of the last successful aggregation (e.g. `dp_epsilon` from central DP). */
+  private aggregateMetrics: Record<string, number> | undefined;
   /** Learners already refused for missing capabilities (logged once each). */
   private readonly refused = new Set<string>();
 
@@ -218,7 +220,7 @@ export class Trainer {
         return 'aborted';
       }
       history.push(record);
-      this.options.history?.append(record as unknown as Parameters<RunHistory['append']>[0]);
+      this.options.history?.append(record);
       this.options.report?.(formatRoundLine(record, settings.maxRounds));
       const control: RoundControl = {
         stop: (reason) => {
@@ -486,6 +488,7 @@ export class Trainer {
     const { round, started, statsBefore, selected, outcome, aggregation, evaluation } = phases;
     const { collected, failed } = outcome;
     const statsAfter = this.options.transport.stats();
+    const dpEpsilon = aggregation.aggregated ? this.aggregateMetrics?.dp_epsilon : undefined;
     const weightOf = (c: CollectedUpdate) => c.update.numSamples;
     const totalSamples = collected.reduce((sum, c) => sum + weightOf(c), 0);
     const weightedMean = (pick: (c: CollectedUpdate) => number) =>
@@ -507,6 +510,7 @@ export class Trainer {
       bytes_received: statsAfter.bytesReceived - statsBefore.bytesReceived,
       aggregated: aggregation.aggregated,
       ...(aggregation.error === undefined ? {} : { aggregation_error: aggregation.error }),
+      ...(dpEpsilon === undefined ? {} : { dp_epsilon: dpEpsilon }),
     };
     this.observeRound(record);
     return record;
@@ -542,6 +546,7 @@ export class Trainer {
       const bad = result.weights.length === this.global.length ? firstNonFinite(result.weights) : 0;
       if (bad < 0) {
         this.global = result.weights;
+        this.aggregateMetrics = result.metrics;
         return undefined;
       }
       reason =
@@ -699,9 +704,10 @@ export function formatRoundLine(record: RoundRecord, maxRounds: number): string 
   const width = String(maxRounds).length;
   const loss = record.loss === undefined ? '   -   ' : record.loss.toFixed(4).padStart(7);
   const failed = record.failed.length > 0 ? `  failed=${record.failed.map((f) => f.learner).join(',')}` : '';
+  const eps = typeof record.dp_epsilon === 'number' ? `  eps=${record.dp_epsilon.toFixed(3)}` : '';
   return (
     `round ${String(record.round).padStart(width)}/${maxRounds}  learners ${record.participants}/${record.selected}` +
-    `  accuracy ${percent(record.accuracy)}  loss ${loss}  ${record.duration_s.toFixed(2)}s${failed}`
+    `  accuracy ${percent(record.accuracy)}  loss ${loss}  ${record.duration_s.toFixed(2)}s${eps}${failed}`
   );
 }
 

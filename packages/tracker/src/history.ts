@@ -5,24 +5,48 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** One finished round as the trainer records it. Extra keys (per-learner data, custom metrics) are kept. */
+/**
+ * One finished round as the trainer records it: the one round-record type of the project (core's
+ * trainer, its callbacks and this history all use it). Extra keys (per-learner data, custom
+ * metrics) are kept.
+ */
 export interface RoundRecord {
   round: number;
   /** ISO 8601 time the round finished. */
   timestamp: string;
+  /** Learners asked to train this round. */
+  selected: number;
   /** Learners whose update was aggregated. */
   participants: number;
+  /** Selected learners whose update did not come or was refused, and why. */
+  failed: Array<{ learner: string; reason: string }>;
   /** Global-model accuracy (0..1), when evaluated this round. */
   accuracy?: number;
   /** Global-model loss, when evaluated this round. */
   loss?: number;
-  /** Mean local training loss reported by the participants. */
+  /** Who evaluated the global model: the trainer on its test split, or the learners on theirs. */
+  eval_source?: 'trainer' | 'learners';
+  /** Mean local training loss reported by the participants (sample-weighted). */
   train_loss?: number;
+  /** Mean local training accuracy reported by the participants (sample-weighted). */
+  train_accuracy?: number;
   duration_s: number;
-  bytes_sent?: number;
-  bytes_received?: number;
+  /** Local training time of the slowest participant. */
+  slowest_train_s: number;
+  bytes_sent: number;
+  bytes_received: number;
+  /** Whether the round's updates replaced the global model. */
+  aggregated: boolean;
+  /** Why the round's updates did not replace the global model (rule error, non-finite aggregate). */
+  aggregation_error?: string;
   [k: string]: unknown;
 }
+
+/**
+ * A round as a history file holds it: the keys checked when it is read back (`round`,
+ * `timestamp`, `participants`, `duration_s`) and whatever else of {@link RoundRecord} the writer put there.
+ */
+export type StoredRoundRecord = Pick<RoundRecord, 'round' | 'timestamp' | 'participants' | 'duration_s'> & Partial<RoundRecord>;
 
 /** File names inside a run directory. */
 export const HISTORY_FILE = 'history.jsonl';
@@ -40,14 +64,14 @@ export class RunHistory {
   }
 
   /** Appends one line, creating the directory on first use. */
-  append(record: RoundRecord): void {
+  append(record: StoredRoundRecord): void {
     validateRecord(record, `RunHistory.append (${this.file})`);
     mkdirSync(this.runDir, { recursive: true });
     appendFileSync(this.file, `${JSON.stringify(record, jsonSafe)}\n`);
   }
 
   /** Every round recorded so far; empty before the first append. */
-  read(): RoundRecord[] {
+  read(): StoredRoundRecord[] {
     return existsSync(this.file) ? readRunHistory(this.runDir) : [];
   }
 
@@ -67,7 +91,7 @@ export class RunHistory {
  * @throws Error when the file is missing, or naming `file:line` and the problem for a line that
  *   is not JSON or lacks a numeric `round`.
  */
-export function readRunHistory(runDir: string): RoundRecord[] {
+export function readRunHistory(runDir: string): StoredRoundRecord[] {
   const file = join(runDir, HISTORY_FILE);
   let text: string;
   try {
@@ -76,7 +100,7 @@ export function readRunHistory(runDir: string): RoundRecord[] {
     const code = (err as NodeJS.ErrnoException).code;
     throw new Error(`cannot read run history ${file}: ${code === 'ENOENT' ? 'no such file (has any round finished?)' : String(err)}`);
   }
-  const records: RoundRecord[] = [];
+  const records: StoredRoundRecord[] = [];
   text.split('\n').forEach((line, index) => {
     if (line.trim() === '') return;
     const where = `${file}:${index + 1}`;
@@ -102,7 +126,7 @@ export function readRunSummary(runDir: string): Record<string, unknown> | undefi
   }
 }
 
-function validateRecord(value: unknown, where: string): RoundRecord {
+function validateRecord(value: unknown, where: string): StoredRoundRecord {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new Error(`${where}: a round record must be a JSON object, got ${Array.isArray(value) ? 'an array' : typeof value}`);
   }
@@ -112,7 +136,7 @@ function validateRecord(value: unknown, where: string): RoundRecord {
       throw new Error(`${where}: "${key}" must be a finite number, got ${JSON.stringify(record[key])}`);
     }
   }
-  return record as RoundRecord;
+  return record as StoredRoundRecord;
 }
 
 /** NaN/Infinity (a diverged loss) become null rather than invalid JSON. */

@@ -8,7 +8,7 @@ export type { NodeMetrics, CreateNodeMetricsOptions } from './metrics.js';
 export { startObservability } from './server.js';
 export type { ReadinessState, NodeStatus, EndpointConfig, ObservabilityOptions, ObservabilityServer } from './server.js';
 export { RunHistory, readRunHistory, readRunSummary, HISTORY_FILE, SUMMARY_FILE } from './history.js';
-export type { RoundRecord } from './history.js';
+export type { RoundRecord, StoredRoundRecord } from './history.js';
 export { renderReport } from './report.js';
 export type { ReportOptions } from './report.js';
 export { createProgress } from './progress.js';

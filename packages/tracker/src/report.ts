@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { readRunHistory, readRunSummary, type RoundRecord } from './history.js';
+import { readRunHistory, readRunSummary, type StoredRoundRecord } from './history.js';
 
 /** Options of {@link renderReport}. */
 export interface ReportOptions {
@@ -52,7 +52,7 @@ export function renderReport(runDir: string, options: ReportOptions = {}): strin
   return out;
 }
 
-function series(rounds: RoundRecord[], key: string, name: string, color: string): Series {
+function series(rounds: StoredRoundRecord[], key: string, name: string, color: string): Series {
   const points: Array<[number, number]> = [];
   for (const r of rounds) {
     const v = r[key];
@@ -61,7 +61,7 @@ function series(rounds: RoundRecord[], key: string, name: string, color: string)
   return { name, color, points };
 }
 
-function buildHtml(title: string, rounds: RoundRecord[], summary: Record<string, unknown> | undefined): string {
+function buildHtml(title: string, rounds: StoredRoundRecord[], summary: Record<string, unknown> | undefined): string {
   const accuracy = series(rounds, 'accuracy', 'accuracy', COLORS[0]);
   // Accuracy is a ratio by contract; a config that logs percentages still gets a sane axis.
   const ratio = accuracy.points.every(([, v]) => v >= 0 && v <= 1);
@@ -215,20 +215,20 @@ function roundTicks(min: number, max: number): number[] {
   return ticks;
 }
 
-function summaryTable(rounds: RoundRecord[]): string {
+function summaryTable(rounds: StoredRoundRecord[]): string {
   const rows: Array<[string, string]> = [];
   const first = rounds[0];
   const last = rounds[rounds.length - 1];
   rows.push(['Rounds recorded', `${rounds.length} (round ${first.round} to ${last.round})`]);
-  const best = (key: string, pick: (a: number, b: number) => boolean): [RoundRecord, number] | undefined => {
-    let found: [RoundRecord, number] | undefined;
+  const best = (key: string, pick: (a: number, b: number) => boolean): [StoredRoundRecord, number] | undefined => {
+    let found: [StoredRoundRecord, number] | undefined;
     for (const r of rounds) {
       const v = r[key];
       if (typeof v === 'number' && Number.isFinite(v) && (!found || pick(v, found[1]))) found = [r, v];
     }
     return found;
   };
-  const lastOf = (key: string): [RoundRecord, number] | undefined => best(key, () => true);
+  const lastOf = (key: string): [StoredRoundRecord, number] | undefined => best(key, () => true);
   const acc = lastOf('accuracy');
   const bestAcc = best('accuracy', (a, b) => a > b);
   if (acc && bestAcc) {
@@ -272,8 +272,8 @@ function keyValueTable(obj: Record<string, unknown>): string {
   return `<table><tbody>${rows.join('')}</tbody></table>`;
 }
 
-function roundsTable(rounds: RoundRecord[]): string {
-  const cols: Array<[string, (r: RoundRecord) => string]> = [
+function roundsTable(rounds: StoredRoundRecord[]): string {
+  const cols: Array<[string, (r: StoredRoundRecord) => string]> = [
     ['round', (r) => String(r.round)],
     ['participants', (r) => String(r.participants)],
     ['accuracy', (r) => opt(r.accuracy, pct)],

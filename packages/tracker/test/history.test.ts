@@ -2,7 +2,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readRunHistory, RunHistory, type RoundRecord } from '@oiafed/tracker';
+import { readRunHistory, RunHistory, type StoredRoundRecord as RoundRecord } from '@oiafed/tracker';
 
 const dirs: string[] = [];
 function tempDir(): string {
