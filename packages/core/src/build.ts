@@ -11,7 +11,7 @@ import { createModel, registerBuiltinModels, selectBackend, type BackendInfo, ty
 import { createLogger, type Logger as TrackerLogger } from '@oiafed/tracker';
 import { GrpcTransport, MemoryTransport, type MemoryHub, type Transport } from '@oiafed/transport';
 import { registerBuiltinCallbacks } from './callbacks.js';
-import { withCentralDp } from './central-dp.js';
+import { withDifferentialPrivacy } from './central-dp.js';
 import { registerBuiltinLearnerAlgorithms } from './learner-algorithms/builtins.js';
 import { DEFAULT_NUM_PARTITIONS } from './derive.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -120,24 +120,7 @@ export function buildModel(config: NodeConfig, data: NodeData): FedModel {
 export function buildAggregator(config: NodeConfig): Aggregator {
   requirePrepared(config, `aggregator ${config.aggregator.type}`);
   const rule = createAggregator({ type: config.aggregator.type, args: config.aggregator.args });
-  const dp = config.differential_privacy;
-  if (!dp) return rule;
-  // mode is `central` (the only one the schema accepts so far): the trainer clips and noises.
-  const adaptive = dp.adaptive_clipping;
-  return withCentralDp(rule, {
-    noiseMultiplier: dp.noise_multiplier,
-    clipNorm: dp.clip_norm,
-    adaptiveClipping: adaptive && {
-      initialClipNorm: adaptive.initial_clip_norm,
-      targetQuantile: adaptive.target_quantile,
-      learningRate: adaptive.learning_rate,
-      countStddev: adaptive.count_stddev,
-    },
-    targetEpsilon: dp.target_epsilon,
-    delta: dp.delta,
-    samplingRate: config.trainer.args.client_fraction,
-    maxRounds: config.trainer.args.max_rounds,
-  });
+  return config.differential_privacy ? withDifferentialPrivacy(rule, config.differential_privacy, config.trainer.args) : rule;
 }
 
 export interface TransportBuildOptions {

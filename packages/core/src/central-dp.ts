@@ -8,6 +8,7 @@
  * approximation of DP-FedAvg implementations (TFF, Flower), stated in the docs.
  */
 import type { AggregateResult, Aggregator, AggregatorState, ClientUpdate, RoundContext, RoundPlan } from '@oiafed/aggregators';
+import type { DifferentialPrivacyConfig, TrainerArgs } from '@oiafed/config';
 import { PrivacyAccountant, adaptClipNorm, adaptiveUpdateNoiseMultiplier, cryptoNormal, dpMean, epsilonFor, noiseMultiplierFor } from '@oiafed/privacy';
 import type { NormalSource } from '@oiafed/privacy';
 
@@ -147,4 +148,27 @@ class CentralDpAggregator implements Aggregator {
 /** Wraps a sum-based rule with central DP-FedAvg; throws when the rule or the settings cannot give the guarantee. */
 export function withCentralDp(inner: Aggregator, settings: CentralDpSettings): Aggregator {
   return new CentralDpAggregator(inner, settings);
+}
+
+/** The config's `differential_privacy` around the trainer's rule (mode `central`, the only one the schema accepts so far). */
+export function withDifferentialPrivacy(
+  rule: Aggregator,
+  dp: DifferentialPrivacyConfig,
+  trainer: Pick<TrainerArgs, 'client_fraction' | 'max_rounds'>,
+): Aggregator {
+  const adaptive = dp.adaptive_clipping;
+  return withCentralDp(rule, {
+    noiseMultiplier: dp.noise_multiplier,
+    clipNorm: dp.clip_norm,
+    adaptiveClipping: adaptive && {
+      initialClipNorm: adaptive.initial_clip_norm,
+      targetQuantile: adaptive.target_quantile,
+      learningRate: adaptive.learning_rate,
+      countStddev: adaptive.count_stddev,
+    },
+    targetEpsilon: dp.target_epsilon,
+    delta: dp.delta,
+    samplingRate: trainer.client_fraction,
+    maxRounds: trainer.max_rounds,
+  });
 }

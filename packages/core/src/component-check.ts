@@ -6,18 +6,21 @@
  */
 import { createAggregator, registerBuiltins as registerBuiltinAggregators } from '@oiafed/aggregators';
 import type { NodeConfig } from '@oiafed/config';
+import { withDifferentialPrivacy } from './central-dp.js';
 import { registerBuiltinLearnerAlgorithms } from './learner-algorithms/builtins.js';
 import { LearnerAlgorithms } from './learner-algorithms/learner-algorithms.js';
 import { learnerAlgorithmArgs } from './learner-algorithms/registry.js';
 
 /** One problem, located like a config issue: the section and what is wrong. */
 export interface ComponentProblem {
-  path: 'aggregator' | 'learner';
+  path: 'aggregator' | 'learner' | 'differential_privacy';
   message: string;
 }
 
 /** Unknown component types and bad args in a resolved config; empty when all are fine. */
-export function componentProblems(config: Pick<NodeConfig, 'aggregator' | 'learner'>): ComponentProblem[] {
+export function componentProblems(
+  config: Pick<NodeConfig, 'aggregator' | 'learner'> & Partial<Pick<NodeConfig, 'differential_privacy' | 'trainer'>>,
+): ComponentProblem[] {
   registerBuiltinAggregators();
   registerBuiltinLearnerAlgorithms();
   const problems: ComponentProblem[] = [];
@@ -29,6 +32,13 @@ export function componentProblems(config: Pick<NodeConfig, 'aggregator' | 'learn
     }
   };
   check('aggregator', () => createAggregator({ type: config.aggregator.type, args: config.aggregator.args }));
+  const { differential_privacy: dp, trainer } = config;
+  // The rule must average updates and the noise must fit target_epsilon: said by validate, not at round 1.
+  if (dp && trainer) {
+    check('differential_privacy', () =>
+      withDifferentialPrivacy(createAggregator({ type: config.aggregator.type, args: config.aggregator.args }), dp, trainer.args),
+    );
+  }
   check('learner', () => new LearnerAlgorithms({ type: config.learner.type, args: learnerAlgorithmArgs(config.learner.args, config.learner.type) }));
   return problems;
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { epsilonFor } from '@oiafed/privacy';
 import { describe, expect, it } from 'vitest';
+import { componentProblems } from '../src/component-check.js';
 import { runSerial } from '../src/runner.js';
 import { syntheticTrainerConfig } from './helpers.js';
 
@@ -33,5 +34,12 @@ describe('central differential privacy in a federation (serial mode)', () => {
   it('refuses a rule that does not average updates, saying why', async () => {
     const config = syntheticTrainerConfig({ trainer, aggregator: { type: 'krum' }, differential_privacy: { noise_multiplier: 1, clip_norm: 1 } });
     await expect(runSerial(config, { numClients: 3 })).rejects.toThrow(/averages updates.*krum/);
+  });
+
+  it('oiafed validate (componentProblems) reports the same refusals under differential_privacy', () => {
+    const krum = syntheticTrainerConfig({ trainer, aggregator: { type: 'krum' }, differential_privacy: { noise_multiplier: 1, clip_norm: 1 } });
+    expect(componentProblems(krum)).toEqual([{ path: 'differential_privacy', message: expect.stringMatching(/averages updates.*krum/) }]);
+    const fine = syntheticTrainerConfig({ trainer, differential_privacy: { noise_multiplier: 1, clip_norm: 1 } });
+    expect(componentProblems(fine)).toEqual([]);
   });
 });
