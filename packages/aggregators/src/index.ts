@@ -8,6 +8,7 @@ export type {
   JsonSchemaObject,
   LearnerInstructions,
   RoundContext,
+  RoundFailure,
   RoundPlan,
   TensorSpec,
   WeightLayout,

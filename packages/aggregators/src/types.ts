@@ -65,6 +65,15 @@ export interface RoundPlan {
   tensors?: Record<string, Float32Array>;
 }
 
+/**
+ * A learner selected for the round whose update does not count, and why: no reply in time, a
+ * refused reply (out-of-bounds fields, wrong shapes), or an update the rule's accumulator threw on.
+ */
+export interface RoundFailure {
+  learner: string;
+  reason: string;
+}
+
 /** New global weights plus optional scalar metrics about the aggregation. */
 export interface AggregateResult {
   weights: Float32Array;
@@ -77,7 +86,8 @@ export interface AggregateResult {
  */
 export interface Accumulator {
   add(update: ClientUpdate): void;
-  finish(): AggregateResult;
+  /** `failures`: the round's selected learners whose update does not count (see {@link Aggregator.aggregate}). */
+  finish(failures?: readonly RoundFailure[]): AggregateResult;
 }
 
 /** Checkpointable server-side state of a rule. */
@@ -87,10 +97,25 @@ export type AggregatorState = Record<string, Float32Array | number>;
 export interface Aggregator {
   /** The registry type it was created from (e.g. `fedavg`). */
   readonly type: string;
-  /** Decides what learners do this round. */
+  /**
+   * Chooses the round's learners (Flower's configure_fit selection). `available`: the registered
+   * learners able to serve the rule, sorted; `defaultSelection`: the trainer's seeded sampling of
+   * `client_fraction` of them (at least `min_clients`), which is used when this hook is absent.
+   * Names that are not in `available` are dropped (and logged); the order does not matter.
+   */
+  selectLearners?(round: number, available: readonly string[], defaultSelection: readonly string[]): readonly string[];
+  /**
+   * Decides what learners do this round; called once per round. The first round's plan is asked
+   * before learners register (its `ctx.selectedClients` is empty), because its instruction keys
+   * are the capabilities a learner must announce to be selected.
+   */
   configureRound(ctx: RoundContext): RoundPlan;
-  /** Combines all updates of a round into new global weights. */
-  aggregate(ctx: RoundContext, updates: readonly ClientUpdate[]): AggregateResult;
+  /**
+   * Combines all updates of a round into new global weights. `failures` (Flower's
+   * aggregate_fit failures): the selected learners whose update does not count, and why; a rule
+   * may ignore it.
+   */
+  aggregate(ctx: RoundContext, updates: readonly ClientUpdate[], failures?: readonly RoundFailure[]): AggregateResult;
   /** Present for rules that can fold updates in one at a time. */
   createAccumulator?(ctx: RoundContext): Accumulator;
   /**

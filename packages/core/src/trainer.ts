@@ -9,6 +9,7 @@ import type {
   ClientUpdate,
   LearnerInstructions,
   RoundContext,
+  RoundFailure,
   RoundPlan,
   TensorSpec,
 } from '@oiafed/aggregators';
@@ -156,6 +157,11 @@ export class Trainer {
   private aggregateMetrics: Record<string, number> | undefined;
   /** Learners already refused for missing capabilities (logged once each). */
   private readonly refused = new Set<string>();
+  /**
+   * The first round's plan, asked before learners register (its instructions decide which
+   * learners are capable); that round uses it, so configureRound runs once per round.
+   */
+  private firstPlan: { round: number; plan: RoundPlan } | undefined;
 
   constructor(private readonly options: TrainerOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -184,7 +190,9 @@ export class Trainer {
     const started = performance.now();
     const startRound = this.options.startRound ?? 1;
     const history: RoundRecord[] = [];
-    this.required = requiredCapabilities(this.options.aggregator, this.roundContext(startRound, []));
+    const firstPlan = this.options.aggregator.configureRound(this.roundContext(startRound, []));
+    this.firstPlan = { round: startRound, plan: firstPlan };
+    this.required = requiredCapabilities(firstPlan);
     let stoppedBy: TrainingSummary['stoppedBy'] = 'aborted';
     if (await this.waitForLearners(settings.minAvailableClients ?? settings.minClients)) {
       for (const callback of callbacks) await callback.onTrainStart?.({ maxRounds: settings.maxRounds, startRound });
@@ -319,11 +327,26 @@ export class Trainer {
     };
   }
 
+  /** The rule's choice when it has selectLearners, else the default sampling. */
   private selectLearners(round: number): string[] {
-    const { clientFraction, minClients } = this.options.settings;
     const available = this.learners()
       .map((peer) => peer.nodeId)
       .sort();
+    const sampled = this.sampleLearners(round, [...available]);
+    const { aggregator } = this.options;
+    if (!aggregator.selectLearners) return sampled;
+    const chosen = aggregator.selectLearners(round, available, sampled);
+    const known = new Set(available);
+    const unknown = chosen.filter((id) => !known.has(id));
+    if (unknown.length > 0) {
+      this.logger.warn(`round ${round}: ${aggregator.type}.selectLearners named ${unknown.join(', ')}, not among the available learners; left out`);
+    }
+    return [...new Set(chosen.filter((id) => known.has(id)))].sort();
+  }
+
+  /** Today's default: a seeded sample of client_fraction of the learners (at least min_clients). */
+  private sampleLearners(round: number, available: string[]): string[] {
+    const { clientFraction, minClients } = this.options.settings;
     const wanted = Math.min(available.length, Math.max(minClients, Math.ceil(clientFraction * available.length)));
     // Seeded per round so a resumed run samples the same learners as an uninterrupted one.
     const rng = createRng(this.options.seed * 1_000_003 + round);
@@ -344,12 +367,20 @@ export class Trainer {
     const statsBefore = this.options.transport.stats();
     const selected = this.selectPhase(round);
     const ctx = this.roundContext(round, selected);
-    const plan = this.options.aggregator.configureRound(ctx);
+    const plan = this.configurePhase(ctx);
     const outcome = await this.broadcastAndCollect(ctx, plan);
     if (!outcome) return undefined;
     const aggregation = this.aggregatePhase(ctx, outcome);
     const evaluation = await this.evaluate(round, outcome.collected.map((c) => c.update.clientId));
     return this.recordRound({ round, started, statsBefore, selected, outcome, aggregation, evaluation });
+  }
+
+  /** Configure: the rule's plan for the round (the one asked before round 1 serves that round). */
+  private configurePhase(ctx: RoundContext): RoundPlan {
+    const first = this.firstPlan;
+    this.firstPlan = undefined;
+    if (first?.round === ctx.round) return first.plan;
+    return this.options.aggregator.configureRound(ctx);
   }
 
   /** Select: the learners asked to train this round. */
@@ -469,7 +500,7 @@ export class Trainer {
       );
       return { aggregated: false };
     }
-    const error = this.aggregateRound(ctx.round, ctx, outcome.accumulator, collected);
+    const error = this.aggregateRound(ctx.round, ctx, outcome);
     if (error === undefined) return { aggregated: true };
     metrics?.updatesRejected.inc({ reason: 'aggregation_failed' }, collected.length);
     return { aggregated: false, error };
@@ -532,17 +563,14 @@ export class Trainer {
    * when it is finite and model-sized; otherwise (or when the rule throws) the previous model and
    * the rule's previous state stay, and the reason is returned (the round counts as failed).
    */
-  private aggregateRound(
-    round: number,
-    ctx: RoundContext,
-    accumulator: Accumulator | undefined,
-    collected: CollectedUpdate[],
-  ): string | undefined {
+  private aggregateRound(round: number, ctx: RoundContext, outcome: RoundOutcome): string | undefined {
     const { aggregator } = this.options;
+    const { accumulator, collected } = outcome;
+    const failures: readonly RoundFailure[] = outcome.failed.map((f) => ({ ...f }));
     const stateBefore = aggregator.getState();
     let reason: string;
     try {
-      const result = accumulator ? accumulator.finish() : aggregator.aggregate(ctx, collected.map((c) => c.update));
+      const result = accumulator ? accumulator.finish(failures) : aggregator.aggregate(ctx, collected.map((c) => c.update), failures);
       const bad = result.weights.length === this.global.length ? firstNonFinite(result.weights) : 0;
       if (bad < 0) {
         this.global = result.weights;
@@ -658,8 +686,7 @@ function capabilitiesOf(peer: PeerInfo): string[] {
 }
 
 /** The instruction keys a rule's plan switches on: a learner must announce each as a capability. */
-function requiredCapabilities(aggregator: Aggregator, ctx: RoundContext): string[] {
-  const { instructions } = aggregator.configureRound(ctx);
+function requiredCapabilities({ instructions }: RoundPlan): string[] {
   return Object.entries(instructions as LearnerInstructions)
     .filter(([, value]) => value !== undefined && value !== false && value !== 0)
     .map(([key]) => key);
