@@ -3,7 +3,9 @@
  * adaptive clipping of Andrew et al. 2021): each update's delta is clipped, the clipped deltas are averaged
  * over the expected number of participants, Gaussian noise is added by the trainer, and the wrapped rule
  * (fedavg, fedavgm, fedadam, ...) applies the noised mean as if it were the one update of the round.
- * The accountant charges one subsampled Gaussian step per round at sampling rate `client_fraction`.
+ * The accountant charges one subsampled Gaussian step per round at the round's sampling rate, selected / registered
+ * learners (min_clients can make it larger than `client_fraction`, which only the budget check at start uses); a round
+ * that would take the spent epsilon past `target_epsilon` fails instead (the trainer keeps the previous model).
  * Accounting assumes Poisson sampling of learners; the trainer samples a fixed-size subset, the usual
  * approximation of DP-FedAvg implementations (TFF, Flower), stated in the docs.
  */
@@ -31,7 +33,7 @@ export interface CentralDpSettings {
   adaptiveClipping?: AdaptiveClippingSettings;
   targetEpsilon?: number;
   delta: number;
-  /** q: the fraction of learners sampled per round (`trainer.args.client_fraction`). */
+  /** q for the budget check before round 1 (`trainer.args.client_fraction`); rounds are charged at their own rate. */
   samplingRate: number;
   maxRounds: number;
   /** Noise source; Box–Muller over node:crypto unless a test passes a seeded one. */
@@ -70,7 +72,6 @@ class CentralDpAggregator implements Aggregator {
   private readonly noiseMultiplier: number;
   private readonly normal: NormalSource;
   private clipNorm: number;
-  private rounds = 0;
 
   constructor(
     private readonly inner: Aggregator,
@@ -101,6 +102,8 @@ class CentralDpAggregator implements Aggregator {
     const countStd = adaptive ? (adaptive.countStddev ?? Math.max(m / 20, this.noiseMultiplier)) : 0;
     const z = adaptive ? adaptiveUpdateNoiseMultiplier(this.noiseMultiplier, countStd) : this.noiseMultiplier;
     const clipUsed = this.clipNorm;
+    const q = Math.min(1, m / Math.max(1, ctx.totalClients));
+    this.refuseOverspend(q);
     const noised = dpMean(
       updates.map((u) => delta(u, ctx.global)),
       { clipNorm: clipUsed, noiseMultiplier: z, expectedParticipants: m, normal: this.normal },
@@ -108,8 +111,8 @@ class CentralDpAggregator implements Aggregator {
     const weights = new Float32Array(ctx.global.length);
     for (let i = 0; i < weights.length; i++) weights[i] = ctx.global[i] + noised.mean[i];
     const result = this.inner.aggregate(ctx, [{ clientId: 'dp-mean', weights, numSamples: 1 }]);
+    this.accountant.step(q, this.noiseMultiplier);
     if (adaptive) this.clipNorm = adaptClipNorm(clipUsed, noised.withinClip, m, { ...adaptive, countStd, normal: this.normal });
-    this.charge(1);
     return {
       weights: result.weights,
       metrics: {
@@ -122,26 +125,37 @@ class CentralDpAggregator implements Aggregator {
   }
 
   getState(): AggregatorState {
-    return { ...this.inner.getState(), dp_rounds: this.rounds, dp_clip_norm: this.clipNorm };
+    const state: AggregatorState = { ...this.inner.getState(), dp_clip_norm: this.clipNorm };
+    const history = this.accountant.getState().history;
+    state.dp_entries = history.length;
+    history.forEach((e, k) => {
+      state[`dp_q_${k}`] = e.q;
+      state[`dp_steps_${k}`] = e.steps;
+    });
+    return state;
   }
 
   setState(state: AggregatorState): void {
-    const { dp_rounds: rounds, dp_clip_norm: clip, ...inner } = state;
+    const inner: AggregatorState = {};
+    for (const [key, value] of Object.entries(state)) if (!key.startsWith('dp_')) inner[key] = value;
     this.inner.setState(inner);
-    this.clipNorm = typeof clip === 'number' ? clip : this.clipNorm;
-    this.accountant.setState({ history: [] });
-    this.rounds = 0;
-    if (typeof rounds === 'number' && rounds > 0) this.charge(rounds);
+    if (typeof state.dp_clip_norm === 'number') this.clipNorm = state.dp_clip_norm;
+    const entries = typeof state.dp_entries === 'number' ? state.dp_entries : 0;
+    const history = Array.from({ length: entries }, (_, k) => ({
+      q: state[`dp_q_${k}`] as number,
+      sigma: this.noiseMultiplier,
+      steps: state[`dp_steps_${k}`] as number,
+    }));
+    this.accountant.setState({ history });
   }
 
-  /** Epsilon spent so far at the configured delta. */
-  epsilon(): number {
-    return this.accountant.epsilon(this.settings.delta);
-  }
-
-  private charge(rounds: number): void {
-    this.accountant.step(this.settings.samplingRate, this.noiseMultiplier, rounds);
-    this.rounds += rounds;
+  private refuseOverspend(q: number): void {
+    const { targetEpsilon, delta } = this.settings;
+    if (targetEpsilon === undefined) return;
+    const after = this.accountant.epsilonAfter(q, this.noiseMultiplier, 1, delta);
+    if (after > targetEpsilon) {
+      throw new Error(`differential_privacy: this round would spend epsilon ${after.toFixed(3)} > target_epsilon ${targetEpsilon}; the model stays`);
+    }
   }
 }
 

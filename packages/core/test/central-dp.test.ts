@@ -45,6 +45,31 @@ describe('central DP-FedAvg around fedavg', () => {
   });
 });
 
+describe('the rate each round is charged at', () => {
+  it('is selected / registered learners, also when min_clients selects more than client_fraction', () => {
+    const agg = withCentralDp(createAggregator({ type: 'fedavg', args: {} }), { ...base, noiseMultiplier: 2, clipNorm: 1 });
+    const all = makeContext(Float32Array.from([1, 1]), { selectedClients: ['a', 'b'], totalClients: 2 });
+    const eps = agg.aggregate(all, [makeUpdate('a', [1, 2])]).metrics?.dp_epsilon;
+    expect(eps).toBeCloseTo(epsilonFor(1, 2, 1, 1e-5), 12);
+    expect(eps).toBeGreaterThan(epsilonFor(0.5, 2, 1, 1e-5));
+  });
+
+  it('a round that would pass target_epsilon fails and charges nothing', () => {
+    const agg = withCentralDp(createAggregator({ type: 'fedavg', args: {} }), { ...base, clipNorm: 1, targetEpsilon: 2 });
+    const all = makeContext(Float32Array.from([1, 1]), { selectedClients: ['a', 'b'], totalClients: 2 });
+    let rounds = 0;
+    expect(() => {
+      for (; rounds < base.maxRounds; rounds++) agg.aggregate(all, [makeUpdate('a', [1, 2])]);
+    }).toThrow(/would spend epsilon .* > target_epsilon 2/);
+    expect(rounds).toBeGreaterThan(0);
+    expect(rounds).toBeLessThan(base.maxRounds);
+    const resumed = withCentralDp(createAggregator({ type: 'fedavg', args: {} }), { ...base, clipNorm: 1, targetEpsilon: 2 });
+    resumed.setState(agg.getState());
+    expect(resumed.getState()).toEqual(agg.getState());
+    expect(agg.getState().dp_steps_0).toBe(rounds);
+  });
+});
+
 describe('what central DP refuses', () => {
   it('rules that look at individual updates', () => {
     expect(() => withCentralDp(createAggregator({ type: 'median', args: {} }), { ...base, noiseMultiplier: 1, clipNorm: 1 })).toThrow(
