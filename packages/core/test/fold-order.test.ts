@@ -5,13 +5,12 @@
  */
 import type { Accumulator, Aggregator, AggregatorState, ClientUpdate, RoundContext } from '@oiafed/aggregators';
 import { createModel, registerBuiltinModels, selectBackend } from '@oiafed/models';
-import { MemoryHub, MemoryTransport, type Payload } from '@oiafed/transport';
+import { MemoryHub, MemoryTransport } from '@oiafed/transport';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_LEARNER_CAPABILITIES, LearnerMethods, RegistrationKeys } from '../src/protocol.js';
 import { Trainer } from '../src/trainer.js';
+import { echoLearner } from './echo-learner.js';
 
 const modelSpec = { type: 'mlp', args: { hidden: [4], seed: 3 } };
-const metadata = { [RegistrationKeys.capabilities]: DEFAULT_LEARNER_CAPABILITIES.join(','), [RegistrationKeys.numSamples]: '100' };
 const learnerIds = ['learner_0', 'learner_1', 'learner_2'];
 const cleanups: Array<() => Promise<void>> = [];
 
@@ -24,22 +23,9 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
-/** Echoes the global weights after `delayMs`: learner_0 is the slowest, so it arrives last. */
+/** An echoing learner replying after `delayMs`, stopped after the test. */
 function delayedLearner(hub: MemoryHub, nodeId: string, delayMs: number): MemoryTransport {
-  const transport = new MemoryTransport({ hub, nodeId, role: 'learner', connectTo: ['trainer'], metadata });
-  transport.handle(LearnerMethods.train, async (request: Payload) => {
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
-    return {
-      body: {
-        round: (request.body as { round: number }).round,
-        num_samples: 100,
-        local_steps: 4,
-        metrics: { loss: 1, accuracy: 0.5, seconds: 0.1, samples_per_second: 1000 },
-        meta: {},
-      },
-      tensors: request.tensors!.filter((t) => t.name.startsWith('weights/')),
-    };
-  });
+  const transport = echoLearner(hub, nodeId, { delayMs });
   cleanups.push(() => transport.stop());
   return transport;
 }

@@ -5,10 +5,10 @@
  */
 import type { Accumulator, Aggregator, AggregatorState, ClientUpdate, RoundContext, RoundFailure } from '@oiafed/aggregators';
 import { createModel, registerBuiltinModels, selectBackend } from '@oiafed/models';
-import { MemoryHub, MemoryTransport, type Payload } from '@oiafed/transport';
+import { MemoryHub, MemoryTransport } from '@oiafed/transport';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_LEARNER_CAPABILITIES, LearnerMethods, RegistrationKeys } from '../src/protocol.js';
 import { Trainer, type TrainerSettings } from '../src/trainer.js';
+import { echoLearner } from './echo-learner.js';
 
 const settings: TrainerSettings = {
   maxRounds: 2,
@@ -20,7 +20,6 @@ const settings: TrainerSettings = {
   registrationTimeoutS: 10,
 };
 const modelSpec = { type: 'mlp', args: { hidden: [4], seed: 3 } };
-const metadata = { [RegistrationKeys.capabilities]: DEFAULT_LEARNER_CAPABILITIES.join(','), [RegistrationKeys.numSamples]: '100' };
 const cleanups: Array<() => Promise<void>> = [];
 
 beforeAll(async () => {
@@ -32,22 +31,9 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
-/** A learner that sends the global weights back unchanged, or fails with `fail` when given. */
+/** An echoing learner that the test stops afterwards. */
 function scriptedLearner(hub: MemoryHub, nodeId: string, fail?: string): MemoryTransport {
-  const transport = new MemoryTransport({ hub, nodeId, role: 'learner', connectTo: ['trainer'], metadata });
-  transport.handle(LearnerMethods.train, (request: Payload) => {
-    if (fail) throw new Error(fail);
-    return {
-      body: {
-        round: (request.body as { round: number }).round,
-        num_samples: 100,
-        local_steps: 4,
-        metrics: { loss: 1, accuracy: 0.5, seconds: 0.1, samples_per_second: 1000 },
-        meta: {},
-      },
-      tensors: request.tensors!.filter((t) => t.name.startsWith('weights/')),
-    };
-  });
+  const transport = echoLearner(hub, nodeId, { fail });
   cleanups.push(() => transport.stop());
   return transport;
 }
