@@ -6,3 +6,5 @@ export { adaptClipNorm, adaptiveUpdateNoiseMultiplier, addGaussianNoise, central
 export type { AdaptiveClipOptions, ClipResult, DpMeanOptions, DpMeanResult } from './dp-fedavg.js';
 export { boxMuller, cryptoNormal, cryptoUniform, seededNormal, seededUniform } from './random.js';
 export type { NormalSource, UniformSource } from './random.js';
+export { dpSgdSamplingRate, dpSgdStepsPerRound, localDpEpsilon, privatizeUpdate } from './local-dp.js';
+export type { LocalDpResult } from './local-dp.js';
