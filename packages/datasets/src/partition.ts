@@ -299,8 +299,8 @@ function quantitySkew(total: number, k: number, rng: Rng, options: PartitionOpti
   return splitBySizes(idx, sizes);
 }
 
-/** Integer sizes summing to `total`, proportional to `weights` (largest remainders first). */
-function roundSizes(weights: readonly number[], total: number): number[] {
+/** Integer sizes summing to `total`, proportional to `weights` (largest remainders first, ties to the lower index). */
+export function roundSizes(weights: readonly number[], total: number): number[] {
   const sum = weights.reduce((a, b) => a + b, 0);
   const exact = weights.map((w) => (w / sum) * total);
   const sizes = exact.map((x) => Math.floor(x));

@@ -5,6 +5,7 @@
 import { subset } from './array-dataset.js';
 import { loadCifar10 } from './cifar10.js';
 import { createIdxLoader, FASHION_MNIST_INFO, MNIST_INFO } from './idx.js';
+import { localTestSeed, MAX_TEST_FRACTION, splitLocalTest } from './local-test-split.js';
 import { partitionIndices } from './partition.js';
 import { loadSynthetic, loadSyntheticPartition } from './synthetic.js';
 import {
@@ -14,6 +15,7 @@ import {
   type DatasetSpec,
   type LoadedSplits,
   type LoadOptions,
+  type Logger,
   type PartitionStrategy,
 } from './types.js';
 
@@ -201,16 +203,22 @@ function intField(value: unknown, where: string, min: number): number {
   return value;
 }
 
+/** What {@link loadPartition} returns: the splits, which partition, and the learner-local test split. */
+export type LoadedPartition = LoadedSplits & {
+  partitionId: number;
+  numPartitions: number;
+  /** Held out of this partition's train shard by `partition.test_fraction` (absent when 0). */
+  localTest?: ArrayDataset;
+};
+
 /**
  * Loads this learner's shard of the train split (`partition.partition_id` of
  * `partition.num_partitions`); the test split, when asked for, stays whole. Without
  * `spec.partition` the whole data is partition 0 of 1. The partition seed is
  * `partition.config.seed`, else `options.seed`, else 0: every learner must use the same one.
+ * With `partition.test_fraction`, that share of the shard becomes `localTest` (see splitLocalTest).
  */
-export async function loadPartition(
-  spec: DatasetSpec,
-  options: LoadOptions = {},
-): Promise<LoadedSplits & { partitionId: number; numPartitions: number }> {
+export async function loadPartition(spec: DatasetSpec, options: LoadOptions = {}): Promise<LoadedPartition> {
   const entry = entryFor(spec);
   const s = normalizeSpec(spec);
   const p = s.partition;
@@ -230,6 +238,9 @@ export async function loadPartition(
   const strategy: PartitionStrategy = p.strategy ?? 'iid';
   const cfg = p.config ?? {};
   const logger = options.logger ?? silentLogger;
+  const seed = cfg.seed ?? options.seed ?? 0;
+  const holdOut = (loaded: LoadedSplits & { partitionId: number; numPartitions: number }): LoadedPartition =>
+    withLocalTest(loaded, p.test_fraction, localTestSeed(seed, partitionId), `${where}.test_fraction`, logger);
 
   if (entry.partition) {
     const native = await entry.partition(s, options, partitionId, numPartitions);
@@ -237,7 +248,7 @@ export async function loadPartition(
       logger.info(`dataset ${s.type}: partition ${partitionId}/${numPartitions} is the dataset's own device ${partitionId}`, {
         train: native.train?.length,
       });
-      return { ...pick(native, s.split, s.type), partitionId, numPartitions };
+      return holdOut({ ...pick(native, s.split, s.type), partitionId, numPartitions });
     }
   }
 
@@ -248,7 +259,7 @@ export async function loadPartition(
   const parts = partitionIndices(train.labels, train.numClasses, {
     strategy,
     numPartitions,
-    seed: cfg.seed ?? options.seed ?? 0,
+    seed,
     alpha: cfg.alpha,
     numLabelsPerClient: cfg.num_labels_per_client,
     imbalanceRatio: cfg.imbalance_ratio,
@@ -256,5 +267,24 @@ export async function loadPartition(
   });
   const shard = subset(train, parts[partitionId], `${train.name}[${strategy} p${partitionId}/${numPartitions}]`);
   logger.info(`dataset ${s.type}: partition ${partitionId}/${numPartitions} (${strategy}) has ${shard.length} of ${train.length} train samples`);
-  return { train: shard, ...(whole.test ? { test: whole.test } : {}), partitionId, numPartitions };
+  return holdOut({ train: shard, ...(whole.test ? { test: whole.test } : {}), partitionId, numPartitions });
+}
+
+/** Moves `fraction` of the train shard, stratified per label, into `localTest` (nothing when 0 or absent). */
+function withLocalTest(
+  loaded: LoadedSplits & { partitionId: number; numPartitions: number },
+  fraction: number | undefined,
+  seed: number,
+  where: string,
+  logger: Logger,
+): LoadedPartition {
+  if (fraction === undefined || fraction === 0 || !loaded.train) return loaded;
+  if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= MAX_TEST_FRACTION)) {
+    throw new RangeError(`${where}: expected a number in 0..${MAX_TEST_FRACTION}, got ${JSON.stringify(fraction)}`);
+  }
+  const shard = loaded.train;
+  const all = Int32Array.from({ length: shard.length }, (_, i) => i);
+  const { train, test } = splitLocalTest(shard.labels, all, shard.numClasses, fraction, seed);
+  logger.info(`dataset ${shard.name}: ${test.length} of ${shard.length} samples held out as this learner's test split (test_fraction ${fraction})`);
+  return { ...loaded, train: subset(shard, train, shard.name), localTest: subset(shard, test, `${shard.name}/local-test`) };
 }

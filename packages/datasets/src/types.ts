@@ -44,6 +44,11 @@ export interface PartitionSpec {
   num_partitions?: number;
   partition_id?: number;
   config?: PartitionSpecConfig;
+  /**
+   * Share (0..0.5) of this learner's partition held out as its own test split, stratified per
+   * label (personalized evaluation). Default 0: the whole partition trains.
+   */
+  test_fraction?: number;
 }
 
 /** One entry of the node YAML's `datasets[]`. */
