@@ -227,6 +227,12 @@ export const nodeConfigSchema: Readonly<Schema> = {
                   min_size: int(0),
                 },
               },
+              test_fraction: {
+                type: 'number',
+                minimum: 0,
+                maximum: 0.5,
+                description: "Share of this learner's partition held out as its own test split (stratified per label) for personalized evaluation.",
+              },
             },
           },
         },

@@ -146,6 +146,8 @@ export interface PartitionConfig {
   num_partitions?: number;
   partition_id?: number;
   config?: PartitionOptions;
+  /** Share (0..0.5) of the partition held out as the learner's own test split (personalized evaluation). */
+  test_fraction?: number;
 }
 
 /** `datasets[]`: a registry entry plus the split and partition this node uses. */
