@@ -8,3 +8,28 @@ export { boxMuller, cryptoNormal, cryptoUniform, seededNormal, seededUniform } f
 export type { NormalSource, UniformSource } from './random.js';
 export { dpSgdSamplingRate, dpSgdStepsPerRound, localDpEpsilon, privatizeUpdate } from './local-dp.js';
 export type { LocalDpResult } from './local-dp.js';
+export {
+  SecAggClient,
+  SecAggServer,
+  combineShares,
+  dequantizeWeightedMean,
+  expandMask,
+  levelsFor,
+  neighbourGraph,
+  quantizationStep,
+  quantizeWeighted,
+  splitSecret,
+  thresholdCount,
+} from './secagg/index.js';
+export type {
+  MaskedInputRequest,
+  SecAggResult,
+  SecAggServerOptions,
+  SetupReply,
+  SetupRequest,
+  Share,
+  ShareKeysReply,
+  ShareKeysRequest,
+  UnmaskReply,
+  UnmaskRequest,
+} from './secagg/index.js';
