@@ -3,6 +3,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkDataSource, correctCount, crossEntropy, disposeBatch, makeBatch, yieldToEventLoop } from './batching.js';
 import { sharedData, TrainWorkerPool } from './parallel/pool.js';
 import { combineShards, shardBounds, shardGradients, weightRefs, type WeightRef } from './parallel/shard.js';
+import { trainDpSgd } from './dp-sgd.js';
 import { Rng } from './random.js';
 import { skipInputGradient } from './wasm/index.js';
 import type { DataSource, EvalResult, TensorSpec, TrainOptions, TrainResult } from './types.js';
@@ -111,6 +112,7 @@ export class FedModel {
       return { loss: 0, accuracy: 0, numSamples: data.length, steps: 0, seconds: 0, samplesPerSecond: 0 };
     }
     options.signal?.throwIfAborted();
+    if (options.dpSgd) return trainDpSgd(this.model, this.layout, data, options, { make: makeOptimizer, dispose: disposeOptimizer });
     const threads = options.threads ?? 1;
     // Data-parallel across threads only on the patched wasm backend: native TensorFlow threads by
     // itself, and the pure-JS backend is too slow for the split to matter.

@@ -7,6 +7,7 @@ export { validateArgs } from './args-schema.js';
 export type { BackendInfo, DeviceRequest, SelectBackendOptions } from './backend.js';
 export { BackendUnavailableError, selectBackend } from './backend.js';
 export { createModel, listModels } from './create-model.js';
+export { dpNoiseSource } from './dp-sgd.js';
 export { FedModel } from './fed-model.js';
 export { LearnerPool } from './parallel/learner-pool.js';
 export { registerBuiltinModels } from './models/builtin.js';
@@ -14,6 +15,7 @@ export type { ModelFactory, RegisterModelOptions } from './registry.js';
 export { registerModel } from './registry.js';
 export type {
   DataSource,
+  DpSgdOptions,
   EvalResult,
   Logger,
   ModelContext,

@@ -95,9 +95,21 @@ export interface TrainOptions {
    * entries of non-trainable tensors are ignored.
    */
   gradientCorrection?: Float32Array;
+  /** DP-SGD: per-example clipping and Gaussian noise in every step (see dp-sgd.ts); plain training when absent. */
+  dpSgd?: DpSgdOptions;
   onEpochEnd?: (epoch: number, logs: { loss: number; accuracy: number }) => void;
   /** Checked between batches; an aborted signal makes `train` reject with its reason. */
   signal?: AbortSignal;
+}
+
+/** DP-SGD settings of one local training run (Abadi et al. 2016). */
+export interface DpSgdOptions {
+  /** C: each example's gradient is clipped to this L2 norm over all trainable tensors. */
+  clipNorm: number;
+  /** sigma: the noise on a lot's gradient sum has std sigma * C. */
+  noiseMultiplier: number;
+  /** Seeds the noise for tests only (noise from a known seed protects nothing); Web Crypto otherwise. */
+  noiseSeed?: number;
 }
 
 /** Outcome of `FedModel.train`. Loss and accuracy are those of the last epoch. */
