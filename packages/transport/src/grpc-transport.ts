@@ -1,3 +1,4 @@
+import type { Server as HttpServer } from 'node:http';
 import { endianness } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
@@ -20,9 +21,10 @@ import { dialWarning, listenWarnings, nodeIdProblem, PeerAuth, registrationField
 import { RateLimitedLog, sanitizeForLog } from './rate-limited-log.js';
 import { DEFAULT_RETRY, RetryPolicy, sleep, type RetryOptions } from './retry-policy.js';
 import { DEFAULT_BODY_LIMITS, encodeEnvelope, errorToWire, newId, payloadFromWire, payloadToWire, type BodyLimits } from './serde.js';
-import { MAX_STREAM_ENVELOPE_BYTES, StreamLink, type StreamLimits } from './stream-link.js';
+import { MAX_STREAM_ENVELOPE_BYTES, StreamLink, type FrameStream, type StreamLimits } from './stream-link.js';
 import { encodeEnvelopeParts } from './wire-codec.js';
 import { DEFAULT_TIMEOUT_MS, HandlerFailure, resolveTimeout, TransportBase, withDeadline } from './transport-base.js';
+import { WebSocketAcceptor, type WebLinkHost } from './web-socket-link.js';
 import type { CallOptions, Logger, Payload, PeerInfo, Transport } from './types.js';
 
 export interface GrpcTransportOptions {
@@ -93,7 +95,8 @@ interface Outbound {
 interface Inbound {
   peer: PeerInfo;
   link: StreamLink;
-  stream: grpc.ServerDuplexStream<Frame, Frame>;
+  /** Ends the peer's stream (gRPC) or socket (WebSocket) from this side. */
+  end(): void;
 }
 
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
@@ -146,6 +149,8 @@ export class GrpcTransport extends TransportBase implements Transport {
   private readonly refusals: RateLimitedLog;
   /** Node ids whose stream broke its limits, refused at registration until `until`. */
   private readonly penalties = new Map<string, { until: number; strikes: number }>();
+  /** HTTP servers learners may join through over WebSocket (acceptWebSockets). */
+  private readonly webAcceptors = new Set<WebSocketAcceptor>();
 
   constructor(o: GrpcTransportOptions) {
     super(o?.nodeId, o?.logger, 'GrpcTransport');
@@ -376,7 +381,8 @@ export class GrpcTransport extends TransportBase implements Transport {
    * id checks first, so no later message (or log line) quotes an id that is not a valid one.
    */
   private registrationProblem(
-    stream: grpc.ServerDuplexStream<Frame, Frame>,
+    md: grpc.Metadata,
+    authContext: Parameters<PeerAuth['identityProblem']>[1],
     r: { nodeId: string; expectedTarget: string; role: string; metadata: Record<string, string> },
   ): [grpc.status, string, string] | undefined {
     const bad = nodeIdProblem(r.nodeId);
@@ -386,7 +392,7 @@ export class GrpcTransport extends TransportBase implements Transport {
     if (r.expectedTarget && r.expectedTarget !== this.nodeId)
       return [grpc.status.NOT_FOUND, 'wrong target', `'${r.nodeId}' expected node '${sanitizeForLog(r.expectedTarget)}' but reached '${this.nodeId}'`];
     if (r.nodeId === this.nodeId) return [grpc.status.ALREADY_EXISTS, 'own id', `node id '${r.nodeId}' is this server's own id`];
-    const unbound = this.auth.identityProblem(stream.metadata, stream.getAuthContext(), r.nodeId);
+    const unbound = this.auth.identityProblem(md, authContext, r.nodeId);
     if (unbound) return [grpc.status.UNAUTHENTICATED, 'identity not bound', `may not register as '${r.nodeId}': ${unbound}`];
     const penalty = this.penalties.get(r.nodeId);
     if (penalty && Date.now() < penalty.until)
@@ -396,6 +402,62 @@ export class GrpcTransport extends TransportBase implements Transport {
       return [grpc.status.ALREADY_EXISTS, 'id taken', `node id '${r.nodeId}' is already registered with '${this.nodeId}' by a live connection`];
     if (this.stopping?.signal.aborted) return [grpc.status.UNAVAILABLE, 'stopping', `node '${this.nodeId}' is stopping`];
     return undefined;
+  }
+
+  /**
+   * Accepts learners over WebSocket at `path` on `server` (the dashboard's HTTP or HTTPS server):
+   * the frames, token, registration checks and stream bounds of the Connect stream, so the caller
+   * cannot tell a browser learner from a gRPC one. stop() closes it, or the returned close().
+   */
+  acceptWebSockets(server: HttpServer, path: string): { close(): void } {
+    const acceptor = new WebSocketAcceptor(this.webLinkHost(), server, path);
+    this.webAcceptors.add(acceptor);
+    this.logger.info(`transport ${this.nodeId}: accepting learners over WebSocket`, { path });
+    return {
+      close: () => {
+        this.webAcceptors.delete(acceptor);
+        acceptor.close();
+      },
+    };
+  }
+
+  private webLinkHost(): WebLinkHost {
+    return {
+      nodeId: this.nodeId,
+      // One WebSocket message is one frame: at most a chunk plus its header.
+      maxFrameBytes: this.chunkBytes + 64 * 1024,
+      compression: this.wire.compression === 'gzip',
+      logger: this.logger,
+      refuse: (host, reason, details) => void this.refusals.refuse(host, reason, details),
+      admits: (md) => this.auth.admits(md),
+      registrationProblem: (md, authContext, r) =>
+        this.started ? this.registrationProblem(md, authContext, r)?.[2] : `node '${this.nodeId}' is not started`,
+      selfInfo: () => this.selfInfo(),
+      join: (peer, stream, end) => this.joinInbound(peer, stream, end),
+    };
+  }
+
+  /** Adds a registered WebSocket peer, as serveConnect does a gRPC one. */
+  private joinInbound(peer: PeerInfo, stream: FrameStream, end: (reason: string, hostile: boolean) => void): { link: StreamLink; leave(reason: string): void } {
+    const leave = (reason: string) => {
+      if (entry.link.isClosed) return;
+      entry.link.close(reason);
+      if (this.inbound.get(peer.nodeId) !== entry) return;
+      this.inbound.delete(peer.nodeId);
+      this.logger.info(`transport ${this.nodeId}: peer left`, { peer: peer.nodeId, reason });
+      this.emit('peer-left', peer);
+    };
+    const owner = this.linkOwner(peer.nodeId, (reason, hostile) => {
+      leave(hostile ? reason : 'heartbeat timeout');
+      if (hostile) this.penalise(peer.nodeId);
+      end(reason, hostile === true);
+    });
+    const linkOptions = { chunkBytes: this.chunkBytes, heartbeat: this.o.heartbeat, limits: this.streamLimits, logger: this.peerLogger(peer.nodeId), selfId: this.nodeId };
+    const entry: Inbound = { peer, link: new StreamLink(stream, peer.nodeId, owner, linkOptions), end: () => end('transport stopped', false) };
+    this.inbound.set(peer.nodeId, entry);
+    this.logger.info(`transport ${this.nodeId}: peer joined`, { peer: peer.nodeId, role: peer.role, link: 'websocket' });
+    this.emit('peer-joined', peer);
+    return { link: entry.link, leave };
   }
 
   private serveConnect(stream: grpc.ServerDuplexStream<Frame, Frame>): void {
@@ -423,13 +485,13 @@ export class GrpcTransport extends TransportBase implements Transport {
       clearTimeout(registerTimer);
       if (frame.kind?.$case !== 'register') return reject(grpc.status.INVALID_ARGUMENT, `first frame must be register, got ${frame.kind?.$case ?? 'empty'}`);
       const r = frame.kind.register;
-      const problem = this.registrationProblem(stream, r);
+      const problem = this.registrationProblem(stream.metadata, stream.getAuthContext(), r);
       if (problem) return reject(problem[0], problem[2], problem[1]);
       const peer: PeerInfo = { nodeId: r.nodeId, role: r.role, metadata: { ...r.metadata }, connectedAt: Date.now() };
       stream.write({ kind: { $case: 'registerAck', registerAck: this.selfInfo() } });
       const newEntry: Inbound = {
         peer,
-        stream,
+        end: () => stream.end(),
         link: new StreamLink(stream, r.nodeId, this.linkOwner(r.nodeId, (reason, hostile) => {
           gone(hostile ? reason : 'heartbeat timeout');
           if (hostile) {
@@ -798,9 +860,11 @@ export class GrpcTransport extends TransportBase implements Transport {
       out.client.close();
     }
     this.outbound.clear();
+    for (const w of this.webAcceptors) w.close();
+    this.webAcceptors.clear();
     for (const e of [...this.inbound.values()]) {
       e.link.close('transport stopped');
-      e.stream.end();
+      e.end();
     }
     this.inbound.clear();
     this.abortRunning(`node '${this.nodeId}' stopped`);
