@@ -7,7 +7,12 @@ import { MY_ALGO_TYPE, MyAlgo, myAlgoSchema } from './my-algo.js';
  * config's `aggregator.package` is enough for the trainer to find the type.
  */
 export function register(): void {
-  registerAggregator(MY_ALGO_TYPE, (args) => new MyAlgo(args), myAlgoSchema);
+  registerAggregator(MY_ALGO_TYPE, createMyAlgo, myAlgoSchema);
+}
+
+/** One factory for every call: registering the same factory again is a no-op, another one an error. */
+function createMyAlgo(args: Record<string, unknown>): MyAlgo {
+  return new MyAlgo(args);
 }
 
 register();

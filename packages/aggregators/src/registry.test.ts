@@ -31,6 +31,19 @@ describe('aggregator registry', () => {
     expect(() => createAggregator({ type: 'fedsgd_typo' })).toThrow(/unknown aggregator type "fedsgd_typo"; registered types: .*fedavg.*krum/);
   });
 
+  it('suggests the close type, and re-registers only the same factory unless replace is set', () => {
+    registerBuiltins();
+    expect(() => createAggregator({ type: 'fedavgg' })).toThrow(/unknown aggregator type "fedavgg"; registered types: .*; did you mean "fedavg"\?$/);
+    const factory = () => stub('test_rereg');
+    registerAggregator('test_rereg', factory);
+    registerAggregator('test_rereg', factory);
+    expect(() => registerAggregator('test_rereg', () => stub('other'))).toThrow(
+      'registerAggregator: aggregator type "test_rereg" is already registered with a different implementation; pass {replace: true} to replace it',
+    );
+    registerAggregator('test_rereg', () => stub('replaced'), undefined, { replace: true });
+    expect(createAggregator({ type: 'test_rereg' }).type).toBe('replaced');
+  });
+
   it('prefixes args errors with the type and names the arg and expectation', () => {
     registerBuiltins();
     expect(() => createAggregator({ type: 'fedprox', args: { mu: -1 } })).toThrow('aggregator "fedprox": args.mu must be >= 0, got -1');

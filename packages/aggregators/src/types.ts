@@ -2,6 +2,7 @@
  * Domain types shared by every aggregation rule. Everything here is plain data on
  * Float32Array so the trainer, the learner and third-party plugins can use it without tfjs.
  */
+import type { ArgsSchema } from '@oiafed/component';
 
 /** One tensor inside the flat weight vector; entries of a {@link WeightLayout} are in vector order. */
 export interface TensorSpec {
@@ -132,19 +133,8 @@ export interface Aggregator {
 export type AggregatorFactory = (args: Record<string, unknown>) => Aggregator;
 
 /**
- * The JSON Schema subset validated by the registry: `type`, `properties`, `required`,
- * `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, `enum`, `additionalProperties: false`, `default`, `description`.
+ * The JSON Schema subset validated by the registry: @oiafed/component's `ArgsSchema` (`type`,
+ * `properties`, `required`, bounds, `enum`, `items`, `minItems`, `maxItems`,
+ * `additionalProperties`, `default`, `description`), the one every component kind uses.
  */
-export interface JsonSchemaObject {
-  type?: 'object' | 'number' | 'integer' | 'boolean' | 'string' | 'array';
-  properties?: Record<string, JsonSchemaObject>;
-  required?: string[];
-  minimum?: number;
-  maximum?: number;
-  exclusiveMinimum?: number;
-  exclusiveMaximum?: number;
-  enum?: readonly (string | number | boolean)[];
-  additionalProperties?: boolean;
-  default?: unknown;
-  description?: string;
-}
+export type JsonSchemaObject = ArgsSchema;
