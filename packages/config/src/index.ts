@@ -14,6 +14,7 @@ export type {
   DifferentialPrivacyConfig,
   CallbackConfig,
   CheckpointConfig,
+  DashboardConfig,
   DatasetConfig,
   GrpcConfig,
   HealthConfig,

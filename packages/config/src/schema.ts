@@ -271,6 +271,17 @@ export const nodeConfigSchema: Readonly<Schema> = {
     }),
     metrics: closed({ enabled: bool(false), host: str('0.0.0.0'), port: port(9090) }),
     health: closed({ enabled: bool(false), host: str('0.0.0.0'), port: port(8080) }),
+    dashboard: {
+      type: 'object',
+      additionalProperties: false,
+      description: "Trainer: the live web dashboard (run header, curves, learners table; Server-Sent Events at /events); off when absent.",
+      properties: {
+        enabled: bool(false),
+        host: str('127.0.0.1', 'Interface to listen on; 0.0.0.0 shows the run to the whole network (set auth_token then).'),
+        port: port(8090),
+        auth_token: secret('When set, every dashboard route needs it: Authorization: Bearer <token>, or ?token=<token> in the page URL.'),
+      },
+    },
     callbacks: {
       type: 'array',
       default: [],

@@ -206,6 +206,15 @@ export interface HealthConfig {
   port: number;
 }
 
+/** `dashboard` (trainer): the live web dashboard; off when absent. */
+export interface DashboardConfig {
+  enabled: boolean;
+  host: string;
+  port: number;
+  /** When set, every dashboard route needs it (Bearer header or `?token=`). */
+  auth_token?: string;
+}
+
 /** `callbacks[]`, always in `{type, args}` form (the flat form is normalised on load). */
 export interface CallbackConfig {
   type: string;
@@ -247,6 +256,7 @@ export interface NodeConfig {
   tracker: TrackerConfig;
   metrics: MetricsConfig;
   health: HealthConfig;
+  dashboard?: DashboardConfig;
   callbacks: CallbackConfig[];
   plugins: string[];
   /**
