@@ -2,6 +2,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { ArgsSchema } from '../args-schema.js';
 import { registerModel, type ModelFactory } from '../registry.js';
 import type { ModelContext } from '../types.js';
+import { resnet18, resnet20 } from './resnet.js';
 
 /**
  * Built-in model types. Every layer gets an explicit name (stable weight names across nodes)
@@ -149,16 +150,19 @@ const logisticFactory = mlpWith([]);
 
 /**
  * Registers the built-in types: `cifar10_cnn`, `simple_cnn`, `lenet` (alias `mnist_cnn`), `fmnist_cnn`, `mlp`,
- * `logistic`. Safe to call any number of times.
+ * `logistic`, `resnet20`, `resnet18` (resnet.ts). Safe to call any number of times.
  */
 export function registerBuiltinModels(): void {
   const strict = (properties: Record<string, ArgsSchema>): object => ({ type: 'object', properties, additionalProperties: false });
-  registerModel('cifar10_cnn', cifar10CnnFactory, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3] });
-  registerModel('simple_cnn', simpleCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3] });
-  registerModel('lenet', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1] });
-  registerModel('mnist_cnn', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1] });
-  registerModel('fmnist_cnn', fmnistCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1] });
+  registerModel('cifar10_cnn', cifar10CnnFactory, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3], head: ['dropout', 'fc'] });
+  registerModel('simple_cnn', simpleCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3], head: ['dropout', 'fc2'] });
+  registerModel('lenet', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1], head: ['dropout', 'fc3'] });
+  registerModel('mnist_cnn', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1], head: ['dropout', 'fc3'] });
+  registerModel('fmnist_cnn', fmnistCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1], head: ['dropout', 'fc2'] });
   const hidden: ArgsSchema = { type: 'array', items: { type: 'integer', minimum: 1 } };
+  // mlp / logistic: the head is the default (last dense layer and the dropout in front of it).
   registerModel('mlp', mlpFactory, { argsSchema: strict({ dropout: dropoutSchema, hidden }), defaultInputShape: [60] });
   registerModel('logistic', logisticFactory, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [60] });
+  registerModel('resnet20', resnet20, { argsSchema: strict({}), defaultInputShape: [32, 32, 3] });
+  registerModel('resnet18', resnet18, { argsSchema: strict({}), defaultInputShape: [32, 32, 3] });
 }
