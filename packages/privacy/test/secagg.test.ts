@@ -8,6 +8,7 @@ import {
   neighbourGraph,
   quantizeWeighted,
   dequantizeWeightedMean,
+  quantizationStep,
   splitSecret,
   thresholdCount,
 } from '../src/index.js';
@@ -147,13 +148,22 @@ describe('SecAgg+ round (in-process)', () => {
   });
 
   it('quantization round-trips a weighted mean within one step', () => {
-    const levels = levelsFor(32, 30);
-    const a = quantizeWeighted(Float32Array.from([0.5, -1, 1, 0]), 1, levels, 10, 32);
-    const b = quantizeWeighted(Float32Array.from([-0.5, 1, 1, 0.2]), 1, levels, 20, 32);
+    const levels = levelsFor(32, 2, 30);
+    const a = quantizeWeighted(Float32Array.from([0.5, -1, 1, 0]), 1, levels, 10, 30, 32);
+    const b = quantizeWeighted(Float32Array.from([-0.5, 1, 1, 0.2]), 1, levels, 20, 30, 32);
     const sum = new Uint32Array(5);
     for (let i = 0; i < 5; i++) sum[i] = (a[i]! + b[i]!) >>> 0;
-    const { mean, totalWeight } = dequantizeWeightedMean(sum, 1, levels);
-    expect(totalWeight).toBe(30);
-    expect(maxAbsDiff(mean, [-1 / 6, 1 / 3, 1, 0.4 / 3])).toBeLessThanOrEqual(2 / levels);
+    const { mean, includedWeight } = dequantizeWeightedMean(sum, 1, levels, 2, 30);
+    expect(includedWeight).toBe(30);
+    expect(maxAbsDiff(mean, [-1 / 6, 1 / 3, 1, 0.4 / 3])).toBeLessThanOrEqual(quantizationStep(1, levels, 2));
+  });
+
+  it('with 8 quantization bits the error is visible but stays within the stated bound', () => {
+    const inputs = randomInputs(5, 300, 11);
+    const { server } = runRound(inputs, { neighbours: 4, threshold: 3, bits: 8 });
+    const result = server.finish();
+    const error = maxAbsDiff(result.mean, weightedMean(inputs, Object.keys(inputs).sort()));
+    expect(error).toBeGreaterThan(1e-3);
+    expect(error).toBeLessThanOrEqual(result.quantizationStep);
   });
 });

@@ -45,6 +45,7 @@ export class SecAggClient {
   private readonly seed = randomSeed();
   private setupRequest: SetupRequest | undefined;
   private levels = 0;
+  private totalWeight = 0;
   private peerKeys: Record<string, PublicKeys> = {};
   /** Shares this learner holds, by owner (its own included). */
   private readonly held = new Map<string, HeldShares>();
@@ -73,6 +74,7 @@ export class SecAggClient {
     if (recipients.length + 1 < setup.threshold) throw new Error(`secagg: ${recipients.length + 1} of the neighbourhood left, threshold ${setup.threshold}`);
     this.peerKeys = request.keys;
     this.levels = request.levels;
+    this.totalWeight = request.total_weight;
     const holders = [...recipients, this.id];
     const points = holders.map((id) => sharePoint(setup.neighbours, this.id, id));
     const seedShares = splitSecret(this.seed, setup.threshold, points);
@@ -99,7 +101,7 @@ export class SecAggClient {
     if (this.levels === 0) throw new Error('secagg: masked input requested before share keys');
     const senders = Object.keys(request.ciphertexts);
     for (const from of senders) this.storeShare(setup, from, request.ciphertexts[from]!);
-    const vector = quantizeWeighted(values, setup.clip, this.levels, this.weight, setup.bits);
+    const vector = quantizeWeighted(values, setup.clip, this.levels, this.weight, this.totalWeight, setup.bits);
     addInto(vector, expandMask(this.seed, vector.length), setup.bits);
     for (const peer of senders) {
       const mask = expandMask(this.pairwiseSeed(peer, setup.salt), vector.length);

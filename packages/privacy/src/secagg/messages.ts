@@ -34,6 +34,8 @@ export interface ShareKeysRequest {
   round: number;
   keys: Record<string, PublicKeys>;
   levels: number;
+  /** Sum of the weights of the learners that advertised keys (W). */
+  total_weight: number;
 }
 
 /** Stage 1, learner -> trainer: one AES-GCM ciphertext of shares per neighbour, addressed by id. */

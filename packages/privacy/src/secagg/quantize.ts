@@ -1,10 +1,10 @@
 /**
  * Fixed-point encoding of an update into the group Z_{2^bits} (bits <= 32, stored in Uint32Array),
- * and the group arithmetic masks use. A coordinate in [-clip, clip] maps to an integer in [0, levels]
- * by unbiased stochastic rounding (CSPRNG); a learner multiplies it by its integer weight (sample
- * count) and appends the weight, so the sum of the vectors carries the weighted sum and the total
- * weight. `levels` is chosen so the sum of every participant's vector cannot wrap:
- * levels * totalWeight <= 2^bits - 1.
+ * and the group arithmetic masks use. Weighting: a learner scales its clipped values by its share
+ * f = w / W of the round's total weight W (w: its sample count, or 1 unweighted), so f x lies in
+ * [-clip, clip]; that maps to an integer in [0, levels] by unbiased stochastic rounding (CSPRNG),
+ * and the integer weight w is appended. The sum over m learners then carries sum f x and the
+ * survivors' total weight, and cannot wrap when levels * m <= 2^bits - 1.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -18,63 +18,75 @@ export function groupMask(bits: number): number {
 }
 
 /**
- * Quantization levels per unit weight for a round whose weights sum to `totalWeight`: the largest
- * L with L * totalWeight < 2^bits. Throws when fewer than 2 levels remain (raise quantization_bits).
+ * Quantization levels for a round of `participants` learners whose weights total `totalWeight`:
+ * the largest L with L * participants < 2^bits. Throws when fewer than 2 levels remain or the
+ * total weight does not fit the group (raise quantization_bits).
  */
-export function levelsFor(bits: number, totalWeight: number): number {
+export function levelsFor(bits: number, participants: number, totalWeight = participants): number {
   groupMask(bits);
-  if (!Number.isInteger(totalWeight) || totalWeight < 1) throw new Error(`secagg: total weight must be a positive integer, got ${totalWeight}`);
-  const levels = Math.floor((2 ** bits - 1) / totalWeight);
-  if (levels < 2) {
-    throw new Error(`secagg: ${bits} quantization bits leave ${levels} levels for a total weight of ${totalWeight}; raise quantization_bits`);
+  if (!Number.isInteger(participants) || participants < 1) throw new Error(`secagg: participants must be a positive integer, got ${participants}`);
+  if (!Number.isInteger(totalWeight) || totalWeight < 1 || totalWeight > 2 ** bits - 1) {
+    throw new Error(`secagg: total weight ${totalWeight} does not fit ${bits} quantization bits`);
   }
+  const levels = Math.floor((2 ** bits - 1) / participants);
+  if (levels < 2) throw new Error(`secagg: ${bits} quantization bits leave ${levels} levels for ${participants} learners; raise quantization_bits`);
   return levels;
 }
 
-/** The stated error bound of the decoded weighted mean, per coordinate: one quantization step. */
-export function quantizationStep(clip: number, levels: number): number {
-  return (2 * clip) / levels;
+/**
+ * The stated error bound of the decoded weighted mean, per coordinate: each of `count` inputs is
+ * off by less than one step 2 clip / levels, and the sum is rescaled by W / W_included; plus the
+ * float32 rounding of a value in [-clip, clip].
+ */
+export function quantizationStep(clip: number, levels: number, count = 1, rescale = 1): number {
+  return ((2 * clip) / levels) * count * rescale + clip * 2 ** -23;
 }
 
 /**
- * Encodes `values` (clipped to [-clip, clip]) times integer `weight` into Z_{2^bits}: length
- * values.length + 1, the last element is the weight itself.
+ * Encodes `values` (clipped to [-clip, clip]) scaled by weight / totalWeight into Z_{2^bits}:
+ * length values.length + 1, the last element is the integer weight itself.
  */
-export function quantizeWeighted(values: Float32Array, clip: number, levels: number, weight: number, bits: number): Uint32Array {
+export function quantizeWeighted(values: Float32Array, clip: number, levels: number, weight: number, totalWeight: number, bits: number): Uint32Array {
   const mask = groupMask(bits);
   if (!(clip > 0)) throw new Error(`secagg: clip_range must be > 0, got ${clip}`);
-  if (!Number.isInteger(weight) || weight < 1 || weight * levels > 2 ** bits - 1) {
-    throw new Error(`secagg: weight ${weight} x ${levels} levels does not fit ${bits} bits`);
-  }
+  if (!Number.isInteger(weight) || weight < 1 || weight > totalWeight) throw new Error(`secagg: weight ${weight} is not in 1..${totalWeight}`);
   const n = values.length;
   const noise = randomBytes(n * 4);
   const out = new Uint32Array(n + 1);
+  const fraction = weight / totalWeight;
   const scale = levels / (2 * clip);
   for (let i = 0; i < n; i++) {
-    const v = Math.min(clip, Math.max(-clip, values[i]!));
+    const v = Math.min(clip, Math.max(-clip, values[i]!)) * fraction;
     const scaled = (v + clip) * scale;
     const floor = Math.floor(scaled);
     // Stochastic rounding: up with probability (scaled - floor), so E[q] = scaled.
     const u = noise.readUInt32LE(i * 4) / 4294967296;
-    const q = Math.min(levels, floor + (u < scaled - floor ? 1 : 0));
-    out[i] = (q * weight) & mask;
+    out[i] = Math.min(levels, floor + (u < scaled - floor ? 1 : 0)) & mask;
   }
   out[n] = weight & mask;
   return out;
 }
 
 /**
- * Decodes the sum of quantizeWeighted vectors into the weighted mean of the values:
- * mean_i = sum_i / (W * levels) * 2 clip - clip, where W (the last element) is the total weight.
+ * Decodes the sum of `count` quantizeWeighted vectors into the weighted mean of their values:
+ * sum f x = s * 2 clip / levels - count * clip, rescaled by totalWeight / W_included (the last
+ * element) so learners that dropped before masking do not shrink the mean.
  */
-export function dequantizeWeightedMean(sum: Uint32Array, clip: number, levels: number): { mean: Float32Array; totalWeight: number } {
+export function dequantizeWeightedMean(
+  sum: Uint32Array,
+  clip: number,
+  levels: number,
+  count: number,
+  totalWeight: number,
+): { mean: Float32Array; includedWeight: number } {
   const n = sum.length - 1;
-  const totalWeight = sum[n]!;
-  if (totalWeight < 1) throw new Error('secagg: the unmasked total weight is 0');
-  const scale = (2 * clip) / (totalWeight * levels);
+  const includedWeight = sum[n]!;
+  if (includedWeight < 1) throw new Error('secagg: the unmasked total weight is 0');
+  const rescale = totalWeight / includedWeight;
+  const step = (2 * clip) / levels;
   const mean = new Float32Array(n);
-  for (let i = 0; i < n; i++) mean[i] = sum[i]! * scale - clip;
-  return { mean, totalWeight };
+  for (let i = 0; i < n; i++) mean[i] = (sum[i]! * step - count * clip) * rescale;
+  return { mean, includedWeight };
 }
 
 /** acc += v (mod 2^bits), in place. */

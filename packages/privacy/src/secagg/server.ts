@@ -39,10 +39,11 @@ export interface SecAggServerOptions {
 export interface SecAggResult {
   /** Weighted mean of the survivors' inputs, decoded. */
   mean: Float32Array;
+  /** Total weight of the learners whose input is in the sum. */
   totalWeight: number;
   /** Learners whose input is in the sum. */
   included: string[];
-  /** Per-coordinate error bound of `mean` from quantization (clip-range values). */
+  /** Per-coordinate bound on |mean - exact weighted mean| from quantization (for values inside the clip range). */
   quantizationStep: number;
   /** The unmasked sum in the group (for tests). */
   sum: Uint32Array;
@@ -56,6 +57,8 @@ export class SecAggServer {
   private readonly masked = new Map<string, Uint32Array>();
   private readonly answers = new Map<string, UnmaskReply>();
   levels = 0;
+  /** W: total weight of the learners that advertised keys. */
+  totalWeight = 0;
 
   constructor(private readonly options: SecAggServerOptions) {
     if (options.ids.length < 2) throw new Error('secagg: needs at least 2 learners in a round');
@@ -83,8 +86,8 @@ export class SecAggServer {
   shareKeysTargets(): string[] {
     const alive = [...this.keys.keys()].sort();
     this.requireQuorum(alive, 'advertised keys');
-    const total = alive.reduce((sum, id) => sum + this.keys.get(id)!.weight, 0);
-    this.levels = levelsFor(this.options.bits, total);
+    this.totalWeight = alive.reduce((sum, id) => sum + this.keys.get(id)!.weight, 0);
+    this.levels = levelsFor(this.options.bits, alive.length, this.totalWeight);
     return alive;
   }
 
@@ -94,7 +97,7 @@ export class SecAggServer {
       const k = this.keys.get(peer);
       if (k) keys[peer] = { c_pk: k.c_pk, s_pk: k.s_pk };
     }
-    return { round: this.options.round, keys, levels: this.levels };
+    return { round: this.options.round, keys, levels: this.levels, total_weight: this.totalWeight };
   }
 
   receiveShareKeys(id: string, reply: ShareKeysReply): void {
@@ -159,8 +162,9 @@ export class SecAggServer {
     for (const id of survivors) subtractInto(sum, expandMask(this.rebuild(id, 'seed_shares', 32), sum.length), bits);
     const dropped = [...this.ciphertexts.keys()].filter((id) => !this.masked.has(id));
     for (const gone of dropped) this.removePairwiseMasks(sum, gone, survivors);
-    const { mean, totalWeight } = dequantizeWeightedMean(sum, clip, this.levels);
-    return { mean, totalWeight, included: survivors, quantizationStep: quantizationStep(clip, this.levels), sum };
+    const { mean, includedWeight } = dequantizeWeightedMean(sum, clip, this.levels, survivors.length, this.totalWeight);
+    const bound = quantizationStep(clip, this.levels, survivors.length, this.totalWeight / includedWeight);
+    return { mean, totalWeight: includedWeight, included: survivors, quantizationStep: bound, sum };
   }
 
   private removePairwiseMasks(sum: Uint32Array, gone: string, survivors: readonly string[]): void {
