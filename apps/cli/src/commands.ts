@@ -55,6 +55,9 @@ Options:
   --mode <mode>         "process" (default: this one node) or "serial" (the trainer config plus
                         --num-clients learners in this process over the memory transport)
   --num-clients <N>     learners in serial mode
+  --learner-pool <N>    serial mode: train N learners at a time on worker threads, one thread
+                        each, instead of one after another using every core (same aggregate,
+                        bit for bit, as the sequential run with learner.args.threads=1)
   --resume              trainer: continue from the newest checkpoint in checkpoint.dir
   --json                round lines go to stderr; stdout gets one JSON summary line at the end
 ${SET_HELP}
@@ -210,6 +213,7 @@ async function run(args: string[], io: CommandIo, expectRole?: 'trainer' | 'lear
     config: { type: 'string', short: 'c' },
     mode: { type: 'string' },
     'num-clients': { type: 'string', short: 'n' },
+    'learner-pool': { type: 'string' },
     resume: { type: 'boolean' },
     ...CONFIG_FLAGS,
   });
@@ -228,10 +232,12 @@ async function run(args: string[], io: CommandIo, expectRole?: 'trainer' | 'lear
   if (mode === 'serial') {
     const numClients = positiveInt(values['num-clients'], '--num-clients');
     if (numClients === undefined) throw new UsageError('run --mode serial needs --num-clients N');
-    await runSerial(config, { numClients, report, signal: io.signal, resume: values.resume });
+    const learnerPool = positiveInt(values['learner-pool'], '--learner-pool');
+    await runSerial(config, { numClients, learnerPool, report, signal: io.signal, resume: values.resume });
     return trainerDone();
   }
   if (mode !== 'process') throw new UsageError(`--mode must be "process" or "serial", got "${mode}"`);
+  if (values['learner-pool'] !== undefined) throw new UsageError('--learner-pool needs --mode serial');
   if (config.role === 'trainer') {
     await runTrainerNode(config, { report, signal: io.signal, resume: values.resume });
     return trainerDone();
