@@ -12,6 +12,7 @@ export { MAX_NODE_ID_LENGTH, NODE_ID_PATTERN, nodeConfigSchema } from './schema.
 export type {
   AggregatorConfig,
   DifferentialPrivacyConfig,
+  SecureAggregationConfig,
   CallbackConfig,
   CheckpointConfig,
   DashboardConfig,

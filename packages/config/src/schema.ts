@@ -189,6 +189,25 @@ export const nodeConfigSchema: Readonly<Schema> = {
         delta: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: 1e-5 },
       },
     },
+    secure_aggregation: {
+      type: 'object',
+      additionalProperties: false,
+      description: "Trainer: SecAgg+ secure aggregation, the trainer sees only the sum of the learners' updates; off when absent (issue 16 §1).",
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        threshold: {
+          anyOf: [
+            { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
+            { type: 'integer', minimum: 1 },
+          ],
+          default: 0.7,
+          description: "Shares that rebuild a learner's secrets: a fraction in (0, 1) of its neighbourhood (neighbours + itself) or a count; more than half of it.",
+        },
+        neighbours: int(1, 100, 'Neighbours each learner masks with and shares its secrets among (SecAgg+ graph); >= learners - 1 is the complete graph.'),
+        clip_range: { type: 'number', exclusiveMinimum: 0, default: 8, description: "Each coordinate of an update's delta is clipped to [-clip_range, clip_range] before quantization." },
+        quantization_bits: { type: 'integer', minimum: 8, maximum: 32, default: 32, description: 'The group is Z_{2^bits}; more bits, less quantization error.' },
+      },
+    },
     model: {
       type: 'object',
       required: ['type'],

@@ -125,6 +125,16 @@ export interface DifferentialPrivacyConfig {
   delta: number;
 }
 
+/** `secure_aggregation` (trainer): SecAgg+; off when absent or `enabled: false`. */
+export interface SecureAggregationConfig {
+  enabled: boolean;
+  /** Fraction of a learner's neighbourhood in (0, 1), or a count. */
+  threshold: number;
+  neighbours: number;
+  clip_range: number;
+  quantization_bits: number;
+}
+
 /** `model`: a registry entry (`num_classes`, `dropout`, `input_shape` are typical args). */
 export interface ModelConfig {
   type: string;
@@ -249,6 +259,7 @@ export interface NodeConfig {
   learner: LearnerConfig;
   aggregator: AggregatorConfig;
   differential_privacy?: DifferentialPrivacyConfig;
+  secure_aggregation?: SecureAggregationConfig;
   model?: ModelConfig;
   datasets: DatasetConfig[];
   retry: RetryConfig;

@@ -22,7 +22,7 @@ describe('schema errors name file, key path and expectation', () => {
   it('unknown top-level key, with the allowed keys', () => {
     const { error, file } = loadError(`${TRAINER}foo: 1\n`);
     expect(error.message).toBe(
-      `${file}: (root): unknown key "foo" (allowed: extend, node_id, role, exp_name, seed, listen, connect_to, transport, trainer, learner, aggregator, differential_privacy, model, datasets, retry, heartbeat, tracker, metrics, health, dashboard, callbacks, plugins, config_dir, checkpoint)`,
+      `${file}: (root): unknown key "foo" (allowed: extend, node_id, role, exp_name, seed, listen, connect_to, transport, trainer, learner, aggregator, differential_privacy, secure_aggregation, model, datasets, retry, heartbeat, tracker, metrics, health, dashboard, callbacks, plugins, config_dir, checkpoint)`,
     );
   });
 
