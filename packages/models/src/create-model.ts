@@ -51,7 +51,7 @@ export function createModel(spec: ModelSpec, ctx: Partial<ModelContext> = {}): F
   const seed = (args.seed as number | undefined) ?? ctx.seed ?? 0;
   const model = entry.factory(args, { inputShape: [...inputShape], numClasses, seed });
   try {
-    return new FedModel(spec.type, model);
+    return new FedModel(spec.type, model, { head: entry.head });
   } catch (err) {
     model.dispose();
     throw err;

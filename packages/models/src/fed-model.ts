@@ -4,7 +4,9 @@ import { checkDataSource, correctCount, crossEntropy, disposeBatch, makeBatch, y
 import { sharedData, TrainWorkerPool } from './parallel/pool.js';
 import { combineShards, shardBounds, shardGradients, weightRefs, type WeightRef } from './parallel/shard.js';
 import { trainDpSgd } from './dp-sgd.js';
+import { BodyHeadSplit, defaultHead, ReferenceBodies } from './model-split.js';
 import { Rng } from './random.js';
+import { stepHookFor, type StepContext, type StepHook } from './step-hooks.js';
 import { skipInputGradient } from './wasm/index.js';
 import type { DataSource, EvalResult, TensorSpec, TrainOptions, TrainResult } from './types.js';
 
@@ -16,6 +18,8 @@ interface StepExtras {
   centers: Map<string, tf.Tensor>;
   corrections: Map<string, tf.Tensor>;
   lr: number;
+  /** Trainable tensors this run leaves unchanged. */
+  frozen: Set<string>;
 }
 
 /**
@@ -37,13 +41,20 @@ export class FedModel {
   readonly model: tfl.LayersModel;
 
   private readonly refs: WeightRef[];
+  /** Body and head (see model-split.ts). */
+  readonly split: BodyHeadSplit;
   private disposed = false;
   /** Workers of data-parallel training (threads - 1 of them), started on first use. */
   private pool?: Promise<TrainWorkerPool>;
   private parallelFailure?: string;
+  /** The body under other weights, for the step hooks of the current run that need it. */
+  private reference?: ReferenceBodies;
 
-  /** Wraps a built tfjs model; the FedModel owns it from now on (see `dispose`). */
-  constructor(type: string, model: tfl.LayersModel) {
+  /**
+   * Wraps a built tfjs model; the FedModel owns it from now on (see `dispose`). `options.head`
+   * names the head layers (the model type's declaration; default: see model-split.ts defaultHead).
+   */
+  constructor(type: string, model: tfl.LayersModel, options: { head?: readonly string[] } = {}) {
     this.type = type;
     this.model = model;
     const inShape = model.inputs[0]?.shape;
@@ -59,6 +70,9 @@ export class FedModel {
 
     const refs = weightRefs(model);
     this.refs = refs;
+    this.split = new BodyHeadSplit(model, options.head, `model '${type}'`);
+    const head = this.split.headWeights();
+    for (const r of refs) if (head.has(r.variable)) r.spec.isHead = true;
     this.layout = Object.freeze(refs.map((r) => Object.freeze({ ...r.spec, shape: [...r.spec.shape] })));
     this.numParams = refs.reduce((n, r) => n + r.spec.size, 0);
   }
@@ -70,6 +84,12 @@ export class FedModel {
    */
   get parallelUnavailable(): string | undefined {
     return this.parallelFailure;
+  }
+
+  /** Whether the head is the one a model without a declaration gets (what a worker's replica assumes). */
+  get hasDefaultHead(): boolean {
+    const layers = this.model.layers.filter((layer) => layer.getClassName() !== 'InputLayer');
+    return defaultHead(layers, this.type).join('/') === this.split.headLayers.join('/');
   }
 
   /** All weights (trainable and batch-norm statistics) as one flat vector in layout order. */
@@ -116,7 +136,9 @@ export class FedModel {
     const threads = options.threads ?? 1;
     // Data-parallel across threads only on the patched wasm backend: native TensorFlow threads by
     // itself, and the pure-JS backend is too slow for the split to matter.
-    const pool = threads > 1 && tf.getBackend() === 'wasm' ? await this.workerPool(threads - 1) : undefined;
+    const hooked = (options.stepTerms?.length ?? 0) + (options.stepHooks?.length ?? 0) + (options.frozen?.length ?? 0) > 0;
+    // Step hooks and frozen tensors run on this thread: the shard workers know neither.
+    const pool = threads > 1 && !hooked && tf.getBackend() === 'wasm' ? await this.workerPool(threads - 1) : undefined;
     if (pool !== undefined) return this.trainParallel(pool, data, options, opts, threads, started);
 
     const rng = new Rng(options.seed ?? Math.floor(Math.random() * 2 ** 31));
@@ -124,11 +146,13 @@ export class FedModel {
     const varList = trainable.map((r) => r.variable.read() as tf.Variable);
     const dropouts = this.model.layers.filter((l) => l.getClassName() === 'Dropout') as unknown as Array<{ seed?: number }>;
     const extras = this.makeExtras(trainable, options, opts);
+    const hooks = this.stepHooks(options);
     const optimizer = makeOptimizer(opts);
     const indices = new Uint32Array(data.length);
     let steps = 0;
     let epochLoss = 0;
     let epochAccuracy = 0;
+    let outputs: Record<string, Float32Array> | undefined;
     try {
       for (let epoch = 0; epoch < opts.epochs; epoch++) {
         for (let i = 0; i < indices.length; i++) indices[i] = i;
@@ -142,7 +166,9 @@ export class FedModel {
             for (const d of dropouts) d.seed = rng.nextUint32() || 1;
             const batch = makeBatch(data, indices, start, Math.min(start + opts.batchSize, data.length), this.numClasses);
             try {
-              const [l, c] = this.step(batch.x, batch.yOneHot, batch.labels, varList, trainable, extras, optimizer);
+              const [l, c] = hooks.length > 0
+                ? this.hookedStep(batch, { varList, trainable, extras, optimizer }, hooks, { epoch, epochs: opts.epochs })
+                : this.step(batch.x, batch.yOneHot, batch.labels, varList, trainable, extras, optimizer);
               const [newLoss, newCorrect] = tf.tidy(() => [tf.add(lossSum, tf.mul(l, batch.size)), tf.add(correctSum, c)] as tf.Scalar[]);
               tf.dispose([l, c, lossSum, correctSum]);
               lossSum = newLoss;
@@ -160,12 +186,15 @@ export class FedModel {
         }
         options.onEpochEnd?.(epoch, { loss: epochLoss, accuracy: epochAccuracy });
       }
+      outputs = collectOutputs(hooks);
     } finally {
       disposeOptimizer(optimizer);
       tf.dispose([...extras.centers.values(), ...extras.corrections.values()]);
+      for (const hook of hooks) hook.dispose?.();
     }
     const seconds = (performance.now() - started) / 1000;
     return {
+      ...(outputs ? { outputs } : {}),
       loss: epochLoss,
       accuracy: epochAccuracy,
       numSamples: data.length,
@@ -181,7 +210,7 @@ export class FedModel {
    * evaluated at once (this thread and the training workers); the accuracy is the same, the loss
    * equal up to float summation order.
    */
-  async evaluate(data: DataSource, options: { batchSize?: number; threads?: number } = {}): Promise<EvalResult> {
+  async evaluate(data: DataSource, options: { batchSize?: number; threads?: number; auxHead?: Float32Array } = {}): Promise<EvalResult> {
     this.checkAlive('evaluate');
     const where = `evaluate(${this.type})`;
     const batchSize = options.batchSize ?? 256;
@@ -190,7 +219,8 @@ export class FedModel {
     if (data.length === 0) return { loss: 0, accuracy: 0, numSamples: 0 };
     const threads = options.threads ?? 1;
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`${where}: threads must be an integer >= 1, got ${String(threads)}`);
-    const pool = threads > 1 && data.length >= 2 * threads && tf.getBackend() === 'wasm' ? await this.workerPool(threads - 1) : undefined;
+    const aux = options.auxHead === undefined ? undefined : this.auxHeadTensors(options.auxHead, where);
+    const pool = threads > 1 && !aux && data.length >= 2 * threads && tf.getBackend() === 'wasm' ? await this.workerPool(threads - 1) : undefined;
     if (pool !== undefined) return this.evaluateParallel(pool, data, batchSize, threads);
     let lossSum = 0;
     let correct = 0;
@@ -198,7 +228,7 @@ export class FedModel {
       const batch = makeBatch(data, null, start, Math.min(start + batchSize, data.length), this.numClasses);
       try {
         const [l, c] = tf.tidy(() => {
-          const logits = this.model.apply(batch.x, { training: false }) as tf.Tensor;
+          const logits = aux ? this.logitsWithAuxHead(batch.x, aux) : (this.model.apply(batch.x, { training: false }) as tf.Tensor);
           return [tf.mul(crossEntropy(logits, batch.yOneHot), batch.size), correctCount(logits, batch.labels)];
         });
         lossSum += (await l.data())[0];
@@ -209,7 +239,25 @@ export class FedModel {
       }
       await yieldToEventLoop();
     }
+    if (aux) tf.dispose([aux.w, aux.b]);
     return { loss: lossSum / data.length, accuracy: correct / data.length, numSamples: data.length };
+  }
+
+  /**
+   * Inference-mode logits plus a linear head of its own over the features (FedRoD's personalized
+   * head, `[dim * classes]` kernel then `[classes]` bias, as the `aux_head` step term returns it).
+   */
+  private logitsWithAuxHead(x: tf.Tensor, aux: { w: tf.Tensor2D; b: tf.Tensor1D }): tf.Tensor {
+    const { features, logits } = this.split.forward(x, false);
+    const flat = tf.reshape(features, [x.shape[0]!, -1]) as tf.Tensor2D;
+    return tf.add(logits, tf.add(tf.matMul(flat, aux.w), aux.b));
+  }
+
+  private auxHeadTensors(weights: Float32Array, where: string): { w: tf.Tensor2D; b: tf.Tensor1D } {
+    const k = this.numClasses;
+    const dim = (weights.length - k) / k;
+    if (!Number.isInteger(dim) || dim < 1) throw new Error(`${where}: auxHead must hold dim * ${k} + ${k} values, got ${weights.length}`);
+    return { w: tf.tensor2d(weights.subarray(0, dim * k), [dim, k]), b: tf.tensor1d(weights.subarray(dim * k)) };
   }
 
   /**
@@ -410,6 +458,67 @@ export class FedModel {
     return [value, correct as tf.Scalar];
   }
 
+  /** The run's hooks: its declared terms built for this model, then its own hooks. */
+  private stepHooks(options: TrainOptions): StepHook[] {
+    this.reference = undefined;
+    const hooks = (options.stepTerms ?? []).map((term) => stepHookFor(term, this.numClasses));
+    hooks.push(...(options.stepHooks ?? []));
+    if (hooks.length === 0 && (options.frozen?.length ?? 0) > 0) hooks.push({});
+    if (hooks.some((hook) => hook.prepare)) {
+      const reference = new ReferenceBodies(this.split, this.refs);
+      const bodies: StepHook = { prepare: () => undefined, dispose: () => reference.dispose() };
+      this.reference = reference;
+      hooks.push(bodies);
+    }
+    return hooks;
+  }
+
+  /**
+   * One optimizer step with hooks: the forward pass goes through body and head so hooks see the
+   * features; their loss terms join the cross-entropy inside the tape. Returns the batch's mean
+   * cross-entropy (of the logits the loss sees) and its correct count (caller disposes).
+   */
+  private hookedStep(
+    batch: { x: tf.Tensor; yOneHot: tf.Tensor; labels: tf.Tensor1D; size: number },
+    run: { varList: tf.Variable[]; trainable: WeightRef[]; extras: StepExtras; optimizer: tf.Optimizer },
+    hooks: readonly StepHook[],
+    position: { epoch: number; epochs: number },
+  ): [tf.Scalar, tf.Scalar] {
+    const reference = this.reference;
+    for (const hook of hooks) if (reference) hook.prepare?.(batch.x, reference);
+    const variables = new Map(run.trainable.map((r, i) => [r.spec.name, run.varList[i]!] as const));
+    let ctx: StepContext | undefined;
+    let ce: tf.Scalar | undefined;
+    let correct: tf.Scalar | undefined;
+    const release = skipInputGradient(batch.x);
+    let value: tf.Scalar;
+    let grads: tf.NamedTensorMap;
+    try {
+      ({ value, grads } = tf.variableGrads(() => {
+        const out = this.split.forward(batch.x, true);
+        const features = tf.keep(tf.reshape(out.features, [batch.size, -1]) as tf.Tensor2D);
+        ctx = { x: batch.x, labels: batch.labels, yOneHot: batch.yOneHot, features, logits: tf.keep(out.logits as tf.Tensor2D), ...position, variables };
+        correct = tf.keep(correctCount(ctx.logits, batch.labels));
+        let lossLogits = ctx.logits;
+        for (const hook of hooks) if (hook.lossLogits) lossLogits = hook.lossLogits(lossLogits, ctx);
+        ce = tf.keep(crossEntropy(lossLogits, batch.yOneHot));
+        let loss: tf.Scalar = ce;
+        for (const hook of hooks) {
+          const term = hook.loss?.(ctx);
+          if (term) loss = tf.add(loss, term);
+        }
+        return loss;
+      }, run.varList));
+    } finally {
+      release();
+    }
+    if (value !== ce) value.dispose();
+    this.applyUpdate(transformGradients(grads, run, hooks), run.varList, run.trainable, run.extras, run.optimizer);
+    for (const hook of hooks) hook.afterStep?.(ctx!);
+    tf.dispose([ctx!.features, ctx!.logits]);
+    return [ce!, correct!];
+  }
+
   /** Weight decay and the proximal term on top of `grads`, the optimizer step, SCAFFOLD's correction; disposes `grads`. */
   private applyUpdate(grads: tf.NamedTensorMap, varList: tf.Variable[], trainable: WeightRef[], extras: StepExtras, optimizer: tf.Optimizer): void {
     const adjusted = tf.tidy(() => {
@@ -417,8 +526,8 @@ export class FedModel {
       varList.forEach((v, i) => {
         const key = v.name;
         let g = grads[key];
-        if (g === undefined) return;
         const name = trainable[i].spec.name;
+        if (g === undefined || extras.frozen.has(name)) return;
         if (extras.weightDecay > 0) g = tf.add(g, tf.mul(v, extras.weightDecay));
         const center = extras.centers.get(name);
         if (center !== undefined) g = tf.add(g, tf.mul(tf.sub(v, center), extras.proximalMu));
@@ -437,7 +546,7 @@ export class FedModel {
       tf.tidy(() => {
         varList.forEach((v, i) => {
           const correction = extras.corrections.get(trainable[i].spec.name);
-          if (correction !== undefined) v.assign(tf.sub(v, tf.mul(correction, extras.lr)));
+          if (correction !== undefined && !extras.frozen.has(trainable[i].spec.name)) v.assign(tf.sub(v, tf.mul(correction, extras.lr)));
         });
       });
     }
@@ -454,7 +563,7 @@ export class FedModel {
         corrections.set(spec.name, tf.tensor(options.gradientCorrection.slice(spec.offset, spec.offset + spec.size), spec.shape, 'float32'));
       }
     }
-    return { weightDecay: opts.weightDecay, proximalMu: opts.proximalMu, lr: opts.lr, centers, corrections };
+    return { weightDecay: opts.weightDecay, proximalMu: opts.proximalMu, lr: opts.lr, centers, corrections, frozen: new Set(options.frozen ?? []) };
   }
 
   private checkTrainOptions(o: TrainOptions, where: string): Required<Pick<TrainOptions, 'epochs' | 'batchSize' | 'lr' | 'optimizer' | 'momentum' | 'weightDecay' | 'proximalMu'>> {
@@ -502,4 +611,33 @@ function disposeOptimizer(optimizer: tf.Optimizer): void {
   const c = (optimizer as unknown as { c?: tf.Tensor }).c;
   optimizer.dispose();
   if (c !== undefined && !c.isDisposed) c.dispose();
+}
+
+/** `grads` after each hook's `transformGradient`, keyed as before; disposes what it replaces. */
+function transformGradients(grads: tf.NamedTensorMap, run: { varList: tf.Variable[]; trainable: WeightRef[] }, hooks: readonly StepHook[]): tf.NamedTensorMap {
+  const transforms = hooks.filter((hook) => hook.transformGradient);
+  if (transforms.length === 0) return grads;
+  const out = tf.tidy(() => {
+    const next: tf.NamedTensorMap = {};
+    run.varList.forEach((v, i) => {
+      let g = grads[v.name];
+      if (g === undefined) return;
+      for (const hook of transforms) g = hook.transformGradient!(run.trainable[i]!.spec.name, g, v);
+      next[v.name] = g;
+    });
+    return next;
+  });
+  const kept = new Set(Object.values(out));
+  tf.dispose(Object.values(grads).filter((g) => !kept.has(g)));
+  return out;
+}
+
+/** The run's outputs from its hooks, or undefined when none has any. */
+function collectOutputs(hooks: readonly StepHook[]): Record<string, Float32Array> | undefined {
+  let outputs: Record<string, Float32Array> | undefined;
+  for (const hook of hooks) {
+    const produced = hook.outputs?.();
+    if (produced) outputs = { ...outputs, ...produced };
+  }
+  return outputs;
 }

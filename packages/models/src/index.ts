@@ -13,6 +13,18 @@ export { LearnerPool } from './parallel/learner-pool.js';
 export { registerBuiltinModels } from './models/builtin.js';
 export type { ModelFactory, RegisterModelOptions } from './registry.js';
 export { registerModel } from './registry.js';
+export type { BodyHeadSplit } from './model-split.js';
+export type {
+  AuxHeadTerm,
+  BalancedSoftmaxTerm,
+  ClassFeaturesTerm,
+  ContrastiveTerm,
+  PrototypeTerm,
+  ReferenceForward,
+  StepContext,
+  StepHook,
+  StepTerm,
+} from './step-hooks.js';
 export type {
   DataSource,
   DpSgdOptions,

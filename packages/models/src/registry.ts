@@ -14,6 +14,12 @@ export interface RegisterModelOptions {
   argsSchema?: object;
   /** Input shape used when neither `args.input_shape` nor the caller provides one. */
   defaultInputShape?: number[];
+  /**
+   * The head: names of the model's trailing layers that form its classifier (e.g. `['dropout',
+   * 'fc']`; names a built model lacks are skipped). FedPer/FedRep/FedBABU/FedRoD keep or train it
+   * apart; its input is the representation MOON and FedProto use. Default: the last layer with weights.
+   */
+  head?: readonly string[];
 }
 
 /** One registry entry. */
@@ -22,6 +28,7 @@ export interface ModelEntry {
   factory: ModelFactory;
   argsSchema?: ArgsSchema;
   defaultInputShape?: number[];
+  head?: readonly string[];
 }
 
 const REGISTRY_KEY = Symbol.for('@oiafed/models/registry');
@@ -55,6 +62,7 @@ export function registerModel(type: string, factory: ModelFactory, options: Regi
     factory,
     argsSchema: options.argsSchema as ArgsSchema | undefined,
     defaultInputShape: options.defaultInputShape?.slice(),
+    head: options.head?.slice(),
   });
 }
 

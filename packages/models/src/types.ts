@@ -3,6 +3,7 @@
  * same shape as @oiafed/aggregators' and `DataSource` is satisfied by @oiafed/datasets'
  * ArrayDataset, so no package imports another for these.
  */
+import type { StepHook, StepTerm } from './step-hooks.js';
 
 /** One tensor of a model's flat weight vector. */
 export interface TensorSpec {
@@ -17,6 +18,8 @@ export interface TensorSpec {
   trainable: boolean;
   /** True for every weight of a normalization layer (FedBN keeps these local). */
   isNormalization: boolean;
+  /** True for a weight of the model's head (the classifier its type declares; see BodyHeadSplit). */
+  isHead?: boolean;
 }
 
 /** A labelled, in-memory data set in channels-last layout. */
@@ -95,6 +98,12 @@ export interface TrainOptions {
    * entries of non-trainable tensors are ignored.
    */
   gradientCorrection?: Float32Array;
+  /** Layout names of trainable tensors this run leaves unchanged (FedRep's phases, FedBABU's head). */
+  frozen?: readonly string[];
+  /** Per-step terms declared as data (MOON, FedProto, FedRoD); they travel to worker threads. */
+  stepTerms?: readonly StepTerm[];
+  /** Per-step hooks as code; a run with any trains on the calling thread. */
+  stepHooks?: readonly StepHook[];
   /** DP-SGD: per-example clipping and Gaussian noise in every step (see dp-sgd.ts); plain training when absent. */
   dpSgd?: DpSgdOptions;
   onEpochEnd?: (epoch: number, logs: { loss: number; accuracy: number }) => void;
@@ -125,6 +134,8 @@ export interface TrainResult {
   seconds: number;
   /** Samples processed per second over all epochs. */
   samplesPerSecond: number;
+  /** What the run's step terms and hooks return (e.g. `class_feature_sums`, `aux_head`). */
+  outputs?: Record<string, Float32Array>;
 }
 
 /** Outcome of `FedModel.evaluate`. */

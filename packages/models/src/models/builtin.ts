@@ -154,12 +154,13 @@ const logisticFactory = mlpWith([]);
  */
 export function registerBuiltinModels(): void {
   const strict = (properties: Record<string, ArgsSchema>): object => ({ type: 'object', properties, additionalProperties: false });
-  registerModel('cifar10_cnn', cifar10CnnFactory, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3] });
-  registerModel('simple_cnn', simpleCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3] });
-  registerModel('lenet', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1] });
-  registerModel('mnist_cnn', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1] });
-  registerModel('fmnist_cnn', fmnistCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1] });
+  registerModel('cifar10_cnn', cifar10CnnFactory, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3], head: ['dropout', 'fc'] });
+  registerModel('simple_cnn', simpleCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3], head: ['dropout', 'fc2'] });
+  registerModel('lenet', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1], head: ['dropout', 'fc3'] });
+  registerModel('mnist_cnn', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1], head: ['dropout', 'fc3'] });
+  registerModel('fmnist_cnn', fmnistCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1], head: ['dropout', 'fc2'] });
   const hidden: ArgsSchema = { type: 'array', items: { type: 'integer', minimum: 1 } };
+  // mlp / logistic: the head is the default (last dense layer and the dropout in front of it).
   registerModel('mlp', mlpFactory, { argsSchema: strict({ dropout: dropoutSchema, hidden }), defaultInputShape: [60] });
   registerModel('logistic', logisticFactory, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [60] });
   registerModel('resnet20', resnet20, { argsSchema: strict({}), defaultInputShape: [32, 32, 3] });

@@ -37,6 +37,9 @@ export class LearnerPool {
    * for the last epoch, when the run is back.
    */
   async train(model: FedModel, data: DataSource, options: TrainOptions): Promise<TrainResult> {
+    // Step hooks are code (they cannot cross threads); a declared head other than the default
+    // would split the worker's replica differently for the step terms: both train here.
+    if ((options.stepHooks?.length ?? 0) > 0 || ((options.stepTerms?.length ?? 0) > 0 && !model.hasDefaultHead)) return model.train(data, options);
     const { signal, onEpochEnd, threads: _threads, ...rest } = options;
     const worker = await this.acquire();
     try {
