@@ -1,7 +1,8 @@
-import { validateArgs, type ArgsSchema } from './args-schema.js';
+import { parseArgs } from '@oiafed/component';
+import type { ArgsSchema } from './args-schema.js';
 import { FedModel } from './fed-model.js';
 import { registerBuiltinModels } from './models/builtin.js';
-import { checkShape, getModelEntry, registeredModelTypes } from './registry.js';
+import { checkShape, registeredModelTypes, requireModelEntry } from './registry.js';
 import type { ModelContext, ModelSpec } from './types.js';
 
 /** Keys every model type accepts in `args`, whatever its own schema says. */
@@ -27,18 +28,11 @@ export function createModel(spec: ModelSpec, ctx: Partial<ModelContext> = {}): F
   if (spec === null || typeof spec !== 'object' || typeof spec.type !== 'string') {
     throw new Error(`model: expected {type: string, args?: object}, got ${JSON.stringify(spec)}`);
   }
-  const types = listModels();
-  const entry = getModelEntry(spec.type);
-  if (entry === undefined) {
-    throw new Error(`model.type: unknown model type '${spec.type}'; registered types: ${types.join(', ')}`);
-  }
-  const args = spec.args ?? {};
+  registerBuiltinModels();
+  const entry = requireModelEntry(spec.type, 'model.type');
   const base = entry.argsSchema ?? { type: 'object' };
   const schema: ArgsSchema = { ...base, properties: { ...COMMON_ARGS, ...(base.properties ?? {}) } };
-  const errors = validateArgs(args, schema, 'model.args');
-  if (errors.length > 0) {
-    throw new Error(`model '${spec.type}': invalid args:\n  - ${errors.join('\n  - ')}`);
-  }
+  const args = parseArgs(`model "${spec.type}"`, schema, spec.args ?? {}, 'model.args');
   const inputShape = (args.input_shape as number[] | undefined) ?? ctx.inputShape ?? entry.defaultInputShape;
   if (inputShape === undefined) {
     throw new Error(`model '${spec.type}': no input shape (set model.args.input_shape; the type has no default)`);

@@ -1,4 +1,5 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { createRegistry } from '@oiafed/component';
 import type { ArgsSchema } from './args-schema.js';
 import type { ModelContext } from './types.js';
 
@@ -20,6 +21,8 @@ export interface RegisterModelOptions {
    * apart; its input is the representation MOON and FedProto use. Default: the last layer with weights.
    */
   head?: readonly string[];
+  /** Replace another factory registered under the type instead of throwing. */
+  replace?: boolean;
 }
 
 /** One registry entry. */
@@ -31,49 +34,49 @@ export interface ModelEntry {
   head?: readonly string[];
 }
 
-const REGISTRY_KEY = Symbol.for('@oiafed/models/registry');
-
-/** The registry lives on globalThis so two copies of this package share it. */
-function registry(): Map<string, ModelEntry> {
-  const g = globalThis as { [REGISTRY_KEY]?: Map<string, ModelEntry> };
-  g[REGISTRY_KEY] ??= new Map();
-  return g[REGISTRY_KEY];
-}
+/**
+ * @oiafed/component's registry helper on a globalThis key, so two copies of this package share
+ * it; the rule and messages are those of every OiaFed registry.
+ */
+const models = createRegistry<ModelEntry>({
+  kind: 'model',
+  globalKey: '@oiafed/models/registry',
+  registerName: 'registerModel',
+  same: (a, b) => a.factory === b.factory,
+});
 
 /**
  * Registers a model type under the name configs use in `model.type`. Registering the same
- * factory again is a no-op; a different factory under a taken name is an error.
+ * factory again is a no-op; a different factory under a taken name is an error unless
+ * `options.replace`.
  */
 export function registerModel(type: string, factory: ModelFactory, options: RegisterModelOptions = {}): void {
-  if (typeof type !== 'string' || !/^[A-Za-z0-9_.\-]+$/.test(type)) {
-    throw new Error(`registerModel: type must be a non-empty string of letters, digits, '_', '-' or '.', got ${JSON.stringify(type)}`);
-  }
   if (typeof factory !== 'function') {
     throw new Error(`registerModel('${type}'): factory must be a function`);
   }
-  const existing = registry().get(type);
-  if (existing !== undefined) {
-    if (existing.factory === factory) return;
-    throw new Error(`registerModel: model type '${type}' is already registered with another factory`);
-  }
   if (options.defaultInputShape !== undefined) checkShape(options.defaultInputShape, `registerModel('${type}'): defaultInputShape`);
-  registry().set(type, {
+  models.register(type, {
     type,
     factory,
     argsSchema: options.argsSchema as ArgsSchema | undefined,
     defaultInputShape: options.defaultInputShape?.slice(),
     head: options.head?.slice(),
-  });
+  }, { replace: options.replace });
 }
 
 /** Looks up a registered type. */
 export function getModelEntry(type: string): ModelEntry | undefined {
-  return registry().get(type);
+  return models.get(type);
+}
+
+/** The entry of `type`; throws the registries' unknown-type message prefixed with `where`. */
+export function requireModelEntry(type: string, where: string): ModelEntry {
+  return models.require(type, where);
 }
 
 /** Registered type names, sorted. */
 export function registeredModelTypes(): string[] {
-  return [...registry().keys()].sort();
+  return models.list();
 }
 
 /** Throws unless `shape` is a non-empty list of positive integers. */

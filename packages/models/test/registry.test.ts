@@ -14,14 +14,15 @@ describe('model registry', () => {
   });
 
   it('rejects an unknown type with the list of registered types', () => {
-    expect(() => createModel({ type: 'resnet9000' })).toThrow(/unknown model type 'resnet9000'; registered types: .*cifar10_cnn.*lenet.*mlp/);
+    expect(() => createModel({ type: 'resnet9000' })).toThrow(/model.type: unknown model type "resnet9000"; registered types: .*cifar10_cnn.*lenet.*mlp/);
+    expect(() => createModel({ type: 'lenet5' })).toThrow(/; did you mean "lenet"\?$/);
   });
 
   it('validates args and names the offending key', () => {
-    expect(() => createModel({ type: 'cifar10_cnn', args: { dropout: 1.5 } })).toThrow(/model.args.dropout: expected a number < 1, got 1.5/);
-    expect(() => createModel({ type: 'mlp', args: { hidden: [200, 'x'] } })).toThrow(/model.args.hidden\[1\]: expected integer/);
-    expect(() => createModel({ type: 'lenet', args: { num_clases: 10 } })).toThrow(/model.args.num_clases: unknown key/);
-    expect(() => createModel({ type: 'lenet', args: { num_classes: 0 } })).toThrow(/model.args.num_classes: expected a number >= 1/);
+    expect(() => createModel({ type: 'cifar10_cnn', args: { dropout: 1.5 } })).toThrow(/model "cifar10_cnn": model.args.dropout must be < 1, got 1.5/);
+    expect(() => createModel({ type: 'mlp', args: { hidden: [200, 'x'] } })).toThrow(/model.args.hidden\[1\] must be an integer, got string "x"/);
+    expect(() => createModel({ type: 'lenet', args: { num_clases: 10 } })).toThrow(/model.args.num_clases is not a known argument \(allowed: .*\); did you mean "num_classes"\?/);
+    expect(() => createModel({ type: 'lenet', args: { num_classes: 0 } })).toThrow(/model.args.num_classes must be >= 1, got 0/);
   });
 
   it('registers a custom model from outside and passes it the resolved context', () => {
@@ -44,7 +45,7 @@ describe('model registry', () => {
     expect(seen).toEqual({ args: { width: 3 }, ctx: { inputShape: [7], numClasses: 4, seed: 9 } });
     expect(m.numParams).toBe(7 * 4 + 4);
     m.dispose();
-    expect(() => createModel({ type: 'test_linear', args: { depth: 3 } })).toThrow(/model.args.depth: unknown key \(expected one of: num_classes, input_shape, seed, width\)/);
+    expect(() => createModel({ type: 'test_linear', args: { depth: 3 } })).toThrow(/model.args.depth is not a known argument \(allowed: num_classes, input_shape, seed, width\)/);
   });
 
   it('takes the input shape from args, else the context, else the default', () => {

@@ -188,9 +188,9 @@ describe('resnet20 (He et al. 2016, Sec. 4.2)', () => {
   });
 
   it('validates its args like the other models', () => {
-    expect(() => createModel({ type: 'resnet20', args: { dropout: 0.5 } })).toThrow(/model.args.dropout: unknown key/);
-    expect(() => createModel({ type: 'resnet18', args: { num_classes: 0 } })).toThrow(/model.args.num_classes: expected a number >= 1/);
-    expect(() => createModel({ type: 'resnet18', args: { num_classes: 10.5 } })).toThrow(/model.args.num_classes: expected integer/);
+    expect(() => createModel({ type: 'resnet20', args: { dropout: 0.5 } })).toThrow(/model.args.dropout is not a known argument \(allowed: /);
+    expect(() => createModel({ type: 'resnet18', args: { num_classes: 0 } })).toThrow(/model.args.num_classes must be >= 1, got 0/);
+    expect(() => createModel({ type: 'resnet18', args: { num_classes: 10.5 } })).toThrow(/model.args.num_classes must be an integer, got number 10.5/);
   });
 });
 
