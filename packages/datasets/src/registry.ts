@@ -2,6 +2,7 @@
  * The dataset registry (keyed by the config's `type`) and the two entry points the trainer and
  * learners call: {@link loadDataset} and {@link loadPartition}.
  */
+import { createRegistry } from '@oiafed/component';
 import { subset } from './array-dataset.js';
 import { loadCifar10 } from './cifar10.js';
 import { createIdxLoader, FASHION_MNIST_INFO, MNIST_INFO } from './idx.js';
@@ -35,24 +36,6 @@ interface Entry {
   partition?: PartitionLoader;
 }
 
-interface RegistryState {
-  entries: Map<string, Entry>;
-  builtins: boolean;
-}
-
-/** One key on globalThis, so two copies of this package share one registry. */
-const REGISTRY_KEY = Symbol.for('@oiafed/datasets/registry');
-
-function state(): RegistryState {
-  const g = globalThis as unknown as Record<symbol, RegistryState | undefined>;
-  let s = g[REGISTRY_KEY];
-  if (!s) {
-    s = { entries: new Map(), builtins: false };
-    g[REGISTRY_KEY] = s;
-  }
-  return s;
-}
-
 /** Other spellings accepted for the built-in types. */
 const ALIASES: Record<string, string> = {
   cifar_10: 'cifar10',
@@ -66,23 +49,38 @@ function canonical(type: string): string {
 }
 
 /**
- * Registers (or replaces) the loader of a dataset type. `options.partition` lets a dataset that
- * is born federated hand out its own partitions.
+ * @oiafed/component's registry helper on one globalThis key, so two copies of this package share
+ * one registry; names are stored canonical (lower case, `-` as `_`, aliases resolved).
  */
-export function registerDataset(type: string, loader: DatasetLoader, options: { partition?: PartitionLoader } = {}): void {
-  if (typeof type !== 'string' || type.trim() === '') throw new TypeError('registerDataset: type must be a non-empty string');
+const datasets = createRegistry<Entry>({
+  kind: 'dataset',
+  globalKey: '@oiafed/datasets/registry',
+  registerName: 'registerDataset',
+  normalize: canonical,
+  same: (a, b) => a.loader === b.loader && a.partition === b.partition,
+});
+
+/**
+ * Registers the loader of a dataset type. `options.partition` lets a dataset that is born
+ * federated hand out its own partitions. The same loader again is a no-op; another loader under a
+ * taken type throws unless `options.replace` (the rule of every OiaFed registry).
+ */
+export function registerDataset(
+  type: string,
+  loader: DatasetLoader,
+  options: { partition?: PartitionLoader; replace?: boolean } = {},
+): void {
   if (typeof loader !== 'function') throw new TypeError(`registerDataset(${type}): loader must be a function`);
-  state().entries.set(canonical(type), { loader, partition: options.partition });
+  datasets.register(type, { loader, partition: options.partition }, { replace: options.replace });
   loadCache.clear();
 }
 
 /** Registers cifar10, mnist, fashion_mnist and synthetic unless already registered. Safe to call twice. */
 export function registerBuiltins(): void {
-  const s = state();
-  if (s.builtins) return;
-  s.builtins = true;
+  if (datasets.flags.has('builtins')) return;
+  datasets.flags.add('builtins');
   const add = (type: string, entry: Entry): void => {
-    if (!s.entries.has(type)) s.entries.set(type, entry);
+    if (!datasets.has(type)) datasets.register(type, entry);
   };
   add('cifar10', { loader: loadCifar10 });
   add('mnist', { loader: createIdxLoader(MNIST_INFO) });
@@ -93,7 +91,7 @@ export function registerBuiltins(): void {
 /** Registered dataset types, sorted. */
 export function listDatasets(): string[] {
   registerBuiltins();
-  return [...state().entries.keys()].sort();
+  return datasets.list();
 }
 
 function entryFor(spec: DatasetSpec): Entry {
@@ -101,11 +99,7 @@ function entryFor(spec: DatasetSpec): Entry {
     throw new TypeError(`datasets[]: expected an object with a non-empty "type", got ${JSON.stringify(spec)}`);
   }
   registerBuiltins();
-  const entry = state().entries.get(canonical(spec.type));
-  if (!entry) {
-    throw new Error(`datasets[].type: unknown dataset type ${JSON.stringify(spec.type)}; registered: ${listDatasets().join(', ')}`);
-  }
-  return entry;
+  return datasets.require(spec.type, 'datasets[].type');
 }
 
 function normalizeSpec(spec: DatasetSpec): DatasetSpec & { split: 'train' | 'test' | 'all' } {

@@ -163,7 +163,8 @@ describe('registry, subset, concat, loadPartition', () => {
     const { train } = await loadDataset({ type: 'tiny_test' });
     expect(train!.length).toBe(3);
     await expect(loadDataset({ type: 'tiny_test', split: 'test' })).rejects.toThrow(/loader returned no test split/);
-    await expect(loadDataset({ type: 'imagenet' })).rejects.toThrow(/unknown dataset type "imagenet"; registered: .*cifar10/);
+    await expect(loadDataset({ type: 'imagenet' })).rejects.toThrow(/datasets\[\]\.type: unknown dataset type "imagenet"; registered types: .*cifar10/);
+    await expect(loadDataset({ type: 'mnistt' })).rejects.toThrow(/; did you mean "mnist"\?$/);
     await expect(loadDataset({ type: 'mnist', split: 'val' as 'train' })).rejects.toThrow(/split: expected train, test or all, got "val"/);
   });
 
