@@ -1,5 +1,5 @@
 /**
- * @oiafed/datasets: dataset readers (CIFAR-10, MNIST, Fashion-MNIST, synthetic), federated
+ * @oiafed/datasets: dataset readers (CIFAR-10, CIFAR-100, SVHN, MNIST, Fashion-MNIST, synthetic), federated
  * partitioners and verified downloads. Datasets are plain typed arrays; no tfjs here.
  */
 export type {
@@ -29,6 +29,11 @@ export type { ExtractOptions } from './tar.js';
 export { encodeIdxUint8, parseIdx, readIdxFile } from './idx.js';
 export type { IdxArray } from './idx.js';
 export { CIFAR10_MEAN, CIFAR10_STD, decodeCifarRecords, encodeCifarRecords } from './cifar10.js';
+export { CIFAR100_MEAN, CIFAR100_STD, decodeCifar100Records, encodeCifar100Records } from './cifar100.js';
+export type { Cifar100LabelMode } from './cifar100.js';
+export { decodeSvhn, SVHN_MEAN, SVHN_STD } from './svhn.js';
+export { readMat5 } from './mat5.js';
+export type { MatArray, ReadMat5Options } from './mat5.js';
 export { generateDevice, syntheticConfig } from './synthetic.js';
 export type { SyntheticConfig } from './synthetic.js';
 export { baseUrlEnvVar } from './args.js';

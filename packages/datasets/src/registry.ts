@@ -5,9 +5,11 @@
 import { createRegistry } from '@oiafed/component';
 import { subset } from './array-dataset.js';
 import { loadCifar10 } from './cifar10.js';
+import { loadCifar100 } from './cifar100.js';
 import { createIdxLoader, FASHION_MNIST_INFO, MNIST_INFO } from './idx.js';
 import { localTestSeed, MAX_TEST_FRACTION, splitLocalTest } from './local-test-split.js';
 import { partitionIndices } from './partition.js';
+import { loadSvhn } from './svhn.js';
 import { loadSynthetic, loadSyntheticPartition } from './synthetic.js';
 import {
   silentLogger,
@@ -39,6 +41,7 @@ interface Entry {
 /** Other spellings accepted for the built-in types. */
 const ALIASES: Record<string, string> = {
   cifar_10: 'cifar10',
+  cifar_100: 'cifar100',
   fmnist: 'fashion_mnist',
   fashionmnist: 'fashion_mnist',
 };
@@ -75,7 +78,7 @@ export function registerDataset(
   loadCache.clear();
 }
 
-/** Registers cifar10, mnist, fashion_mnist and synthetic unless already registered. Safe to call twice. */
+/** Registers cifar10, cifar100, svhn, mnist, fashion_mnist and synthetic unless already registered. Safe to call twice. */
 export function registerBuiltins(): void {
   if (datasets.flags.has('builtins')) return;
   datasets.flags.add('builtins');
@@ -83,6 +86,8 @@ export function registerBuiltins(): void {
     if (!datasets.has(type)) datasets.register(type, entry);
   };
   add('cifar10', { loader: loadCifar10 });
+  add('cifar100', { loader: loadCifar100 });
+  add('svhn', { loader: loadSvhn });
   add('mnist', { loader: createIdxLoader(MNIST_INFO) });
   add('fashion_mnist', { loader: createIdxLoader(FASHION_MNIST_INFO) });
   add('synthetic', { loader: loadSynthetic, partition: loadSyntheticPartition });
