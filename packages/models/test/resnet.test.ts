@@ -194,6 +194,28 @@ describe('resnet20 (He et al. 2016, Sec. 4.2)', () => {
   });
 });
 
+describe('resnet body/head split', () => {
+  it.each([
+    ['resnet20', 64],
+    ['resnet18', 512],
+  ])('%s: the head is fc, the body ends at the pooled %i features', (type, width) => {
+    const m = createModel({ type, args: { input_shape: [8, 8, 3], num_classes: 7 } });
+    expect(m.split.headLayers).toEqual(['fc']);
+    expect(m.hasDefaultHead).toBe(true);
+    expect(m.layout.filter((s) => s.isHead).map((s) => [s.name, s.shape])).toEqual([
+      ['fc/kernel', [width, 7]],
+      ['fc/bias', [7]],
+    ]);
+    const x = tf.tensor(randomData(2, [8, 8, 3], 7, 4).features, [2, 8, 8, 3]);
+    const { features, logits } = m.split.forward(x, false);
+    const whole = m.model.predict(x) as tf.Tensor;
+    expect(features.shape).toEqual([2, width]);
+    expect(tf.max(tf.abs(tf.sub(logits, whole))).dataSync()[0]).toBeLessThan(1e-6);
+    tf.dispose([x, features, logits, whole]);
+    m.dispose();
+  });
+});
+
 describe('resnet18, CIFAR stem', () => {
   it('has 11,173,962 parameters for 10 classes (11.17 M) and 11,220,132 for 100', () => {
     const m = createModel({ type: 'resnet18' });

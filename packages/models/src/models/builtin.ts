@@ -163,6 +163,6 @@ export function registerBuiltinModels(): void {
   // mlp / logistic: the head is the default (last dense layer and the dropout in front of it).
   registerModel('mlp', mlpFactory, { argsSchema: strict({ dropout: dropoutSchema, hidden }), defaultInputShape: [60] });
   registerModel('logistic', logisticFactory, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [60] });
-  registerModel('resnet20', resnet20, { argsSchema: strict({}), defaultInputShape: [32, 32, 3] });
-  registerModel('resnet18', resnet18, { argsSchema: strict({}), defaultInputShape: [32, 32, 3] });
+  registerModel('resnet20', resnet20, { argsSchema: strict({}), defaultInputShape: [32, 32, 3], head: ['fc'] });
+  registerModel('resnet18', resnet18, { argsSchema: strict({}), defaultInputShape: [32, 32, 3], head: ['fc'] });
 }
