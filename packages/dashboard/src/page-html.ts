@@ -42,8 +42,9 @@ footer a{color:var(--accent)}
  table,tbody,tr,td{display:block;width:100%}
  thead{display:none}
  tr{border:1px solid var(--line);border-radius:6px;margin:0 0 8px;padding:4px 0}
- td{border:0;padding:2px 10px;text-align:right;white-space:normal}
- td::before{content:attr(data-label);float:left;color:var(--muted);font-size:12px}
+ td{border:0;padding:2px 10px;text-align:right;white-space:normal;display:flex;justify-content:space-between;align-items:baseline;gap:12px}
+ td:empty{display:none}
+ td::before{content:attr(data-label);color:var(--muted);font-size:12px;text-align:left;flex:none}
  td:first-child{font-weight:600;text-align:left;max-width:none}
  td:first-child::before{content:none}
  td.reason{max-width:none;text-align:right}
@@ -58,6 +59,7 @@ export function pageHtml(token: string | null): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>OiaFed dashboard</title>
+<link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body>
