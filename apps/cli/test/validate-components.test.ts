@@ -19,7 +19,7 @@ describe('validate checks learner and aggregator types and args', () => {
     expect(result.code, result.stderr).toBe(2);
     const doc = JSON.parse(result.stdout) as { valid: boolean; files: Array<{ valid: boolean; issues: Array<{ path: string; message: string }> }> };
     expect(doc.files.map((f) => f.valid)).toEqual([true, false, false]);
-    expect(doc.files[1]!.issues).toEqual([{ file: unknown, path: 'learner', message: expect.stringMatching(/^unknown learner_algorithm type "fedwarp" \(registered: .*fedprox/) }]);
+    expect(doc.files[1]!.issues).toEqual([{ file: unknown, path: 'learner', message: expect.stringMatching(/^unknown learner_algorithm type "fedwarp"; registered types: .*fedprox/) }]);
     expect(doc.files[2]!.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
       expect.stringMatching(/^aggregator: aggregator "scaffold": args.server_lr must be > 0, got 0/),
       'learner: learner algorithm "fedprox": args.mu must be >= 0, got -1',

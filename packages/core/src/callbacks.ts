@@ -27,8 +27,12 @@ export interface TrainerCallback {
 
 export type CallbackFactory = (args: Record<string, unknown>, context: { runDir: string }) => TrainerCallback;
 
-export function registerCallback(type: string, factory: CallbackFactory): void {
-  registerComponent('callback', type, factory);
+/**
+ * Registers a callback type for `callbacks[].type`. The same factory again is a no-op; another
+ * factory under a taken type throws unless `options.replace` (the rule of every OiaFed registry).
+ */
+export function registerCallback(type: string, factory: CallbackFactory, options: { replace?: boolean } = {}): void {
+  registerComponent('callback', type, factory, options);
 }
 
 export function createCallback(

@@ -1,45 +1,55 @@
 /**
  * The component registry for what core itself builds by name (trainers, learners, callbacks,
- * learner-side algorithms).
- * Aggregators, models and datasets keep their own registries in their packages; all of them live
- * on globalThis so that two copies of a package still share one registry.
+ * learner-side algorithms): one @oiafed/component registry per kind, on globalThis like the
+ * aggregators', models' and datasets' registries, so two copies of a package still share them
+ * and every kind follows the same re-registration rule and unknown-name message.
  */
+import { createRegistry, type Registry } from '@oiafed/component';
+
 export type ComponentKind = 'trainer' | 'learner' | 'callback' | 'learner_algorithm';
 
-const REGISTRY_KEY = Symbol.for('oiafed.core.registry');
+/** The public function that registers each kind, named in registration errors. */
+const REGISTER_NAMES: Record<ComponentKind, string> = {
+  trainer: 'registerComponent',
+  learner: 'registerComponent',
+  callback: 'registerCallback',
+  learner_algorithm: 'registerLearnerAlgorithm',
+};
 
-type Registry = Map<ComponentKind, Map<string, unknown>>;
+const registries = new Map<ComponentKind, Registry<unknown>>();
 
-function registry(): Registry {
-  const holder = globalThis as unknown as Record<symbol, Registry | undefined>;
-  holder[REGISTRY_KEY] ??= new Map();
-  return holder[REGISTRY_KEY];
+function registryOf(kind: ComponentKind): Registry<unknown> {
+  let registry = registries.get(kind);
+  if (!registry) {
+    registry = createRegistry<unknown>({ kind, globalKey: `oiafed.core.registry/${kind}`, registerName: REGISTER_NAMES[kind] });
+    registries.set(kind, registry);
+  }
+  return registry;
 }
 
+/**
+ * Registers `factory` under `type`. The same value again is a no-op; a different one under a
+ * taken type throws unless `replace` is set.
+ */
 export function registerComponent(
   kind: ComponentKind,
   type: string,
   factory: unknown,
   options: { replace?: boolean } = {},
 ): void {
-  const byType = registry().get(kind) ?? new Map<string, unknown>();
-  registry().set(kind, byType);
-  if (byType.has(type) && !options.replace) {
-    throw new Error(`${kind} type "${type}" is already registered`);
-  }
-  byType.set(type, factory);
+  registryOf(kind).register(type, factory, options);
 }
 
+/** The value registered under `type`; throws naming the registered types (and a close one) otherwise. */
 export function lookupComponent<T>(kind: ComponentKind, type: string): T {
-  const byType = registry().get(kind);
-  const factory = byType?.get(type);
-  if (factory === undefined) {
-    const known = [...(byType?.keys() ?? [])].sort().join(', ') || 'none';
-    throw new Error(`unknown ${kind} type "${type}" (registered: ${known})`);
-  }
-  return factory as T;
+  return registryOf(kind).require(type) as T;
+}
+
+/** The value registered under `type`, if any. */
+export function findComponent<T>(kind: ComponentKind, type: string): T | undefined {
+  return registryOf(kind).get(type) as T | undefined;
 }
 
 export function listComponents(kind: ComponentKind): string[] {
-  return [...(registry().get(kind)?.keys() ?? [])].sort();
+  return registryOf(kind).list();
 }

@@ -26,13 +26,13 @@ describe('learner algorithm registry', () => {
   it('has the built-ins, and a learner announces the instruction keys they own', () => {
     new LearnerAlgorithms();
     expect(listLearnerAlgorithms()).toEqual(expect.arrayContaining(['default', 'fedbn', 'feddyn', 'fednova', 'fedprox', 'scaffold']));
-    expect([...DEFAULT_LEARNER_CAPABILITIES].sort()).toEqual(['feddyn', 'keep_local', 'proximal_mu', 'report_steps', 'scaffold']);
+    expect([...DEFAULT_LEARNER_CAPABILITIES].sort()).toEqual(['dp_sgd', 'feddyn', 'keep_local', 'local_dp', 'proximal_mu', 'report_steps', 'scaffold']);
     expect(learnerCapabilities()).toEqual(expect.arrayContaining([...DEFAULT_LEARNER_CAPABILITIES]));
   });
 
   it('names unknown types and prefixes bad args with the type, like aggregators', () => {
     new LearnerAlgorithms();
-    expect(() => createLearnerAlgorithm({ type: 'nope' })).toThrow(/unknown learner_algorithm type "nope" \(registered: .*fedprox/);
+    expect(() => createLearnerAlgorithm({ type: 'nope' })).toThrow(/unknown learner_algorithm type "nope"; registered types: .*fedprox/);
     expect(() => createLearnerAlgorithm({ type: 'fedprox', args: { mu: -1 } })).toThrow('learner algorithm "fedprox": args.mu must be >= 0, got -1');
     expect(() => new LearnerAlgorithms({ type: 'default', args: { mu: 1 } })).toThrow('learner algorithm "default": args.mu is not a known argument (allowed: none)');
   });

@@ -3,17 +3,16 @@
  * like every registry) and parse their args with the same validator as aggregators, so errors
  * read the same: `learner algorithm "fedprox": args.mu must be >= 0, got -1`.
  */
-import { parseArgs } from '@oiafed/aggregators';
+import { COMPONENT_NAME, parseArgs } from '@oiafed/component';
 import { closestKey, nodeConfigSchema } from '@oiafed/config';
-import { listComponents, lookupComponent, registerComponent } from '../registry.js';
+import { findComponent, listComponents, lookupComponent, registerComponent } from '../registry.js';
 import type { LearnerAlgorithm, LearnerAlgorithmDefinition } from './types.js';
 
 const KIND = 'learner_algorithm';
-const TYPE_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 
 /** The registered definition of `type`, if any. */
 export function findLearnerAlgorithm(type: string): LearnerAlgorithmDefinition | undefined {
-  return listComponents(KIND).includes(type) ? lookupComponent<LearnerAlgorithmDefinition>(KIND, type) : undefined;
+  return findComponent<LearnerAlgorithmDefinition>(KIND, type);
 }
 
 /**
@@ -23,8 +22,8 @@ export function findLearnerAlgorithm(type: string): LearnerAlgorithmDefinition |
  */
 export function registerLearnerAlgorithm(definition: LearnerAlgorithmDefinition, options: { replace?: boolean } = {}): void {
   const type = definition?.type;
-  if (typeof type !== 'string' || !TYPE_NAME.test(type)) {
-    throw new Error(`registerLearnerAlgorithm: type ${JSON.stringify(type)} is invalid; expected a name matching ${TYPE_NAME}`);
+  if (typeof type !== 'string' || !COMPONENT_NAME.test(type)) {
+    throw new Error(`registerLearnerAlgorithm: type ${JSON.stringify(type)} is invalid; expected letters, digits, '_', '-' or '.', not starting with '-' or '.'`);
   }
   if (typeof definition.create !== 'function') {
     throw new Error(`registerLearnerAlgorithm: "${type}" needs a create(args) function`);
