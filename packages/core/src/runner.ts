@@ -27,6 +27,7 @@ import {
   selectComputeBackend,
   type NodeData,
 } from './build.js';
+import { startDashboardFeed } from './dashboard-feed.js';
 import { deriveLearnerConfig, withPartitionCount } from './derive.js';
 import { Learner, type LearnerOptions } from './learner.js';
 import { recordLocalTraining, trackTransportBytes } from './learner-metrics.js';
@@ -162,6 +163,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
     logger,
   );
   trackPeers(transport, metrics, logger);
+  const dashboard = await startDashboardFeed(config, { runDir, aggregator: aggregator.type, metricsPort: observability?.metricsPort }, logger);
   logger.info(
     `trainer ${config.node_id}: model ${config.model?.type} (${model.numParams} parameters), aggregator ${aggregator.type}, ` +
       `backend ${backend.backend} on ${backend.device}, ${data.test ? `${data.test.length} test samples` : 'evaluation by learners'}`,
@@ -174,7 +176,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
     options.onListening?.({ port: transport.boundPort });
     trainer = new Trainer({
       nodeId: config.node_id,
-      transport,
+      transport: dashboard ? dashboard.observe(transport) : transport,
       model,
       modelSpec: { type: config.model!.type, args: { seed: config.seed, ...config.model!.args } },
       aggregator,
@@ -197,7 +199,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
       logger,
       metrics,
       history,
-      callbacks,
+      callbacks: dashboard ? [...callbacks, dashboard.callback] : callbacks,
       report: options.report,
       signal: options.signal,
       foldInLearnerOrder: options.foldInLearnerOrder,
@@ -209,7 +211,11 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
         if (every > 0 && round % every === 0) saveCheckpoint();
       },
     });
-    const summary = await trainer.run();
+    const summary = await trainer.run().catch((error: unknown) => {
+      dashboard?.finish(error);
+      throw error;
+    });
+    dashboard?.finish();
     // SIGTERM (Kubernetes) or Ctrl-C: keep what was learned so `--resume` continues from here.
     if (summary.stoppedBy === 'aborted') saveCheckpoint();
     history.writeSummary({
@@ -230,6 +236,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
     await transport.stop().catch((error) => logger.warn(`transport stop: ${errorMessage(error)}`));
     await observability?.close();
     model.dispose();
+    await dashboard?.close();
     await logger.flush();
   }
 }

@@ -1,0 +1,203 @@
+/**
+ * Feeds the trainer's live dashboard (@oiafed/dashboard) from a run: the run header, one `round`
+ * event per finished round (the history record itself), and each learner's state as the trainer
+ * sees it: registered when it joins (and idle between rounds), training while a train call to it
+ * is out, lost when its stream closes or its heartbeat stops.
+ * Everything is observed from outside the round loop (a trainer callback plus a watching wrapper
+ * around the transport), so the trainer does not know the dashboard exists.
+ */
+import type { NodeConfig } from '@oiafed/config';
+import { startDashboard, type DashboardServer, type LearnerRow } from '@oiafed/dashboard';
+import type { Payload, PeerInfo, Transport } from '@oiafed/transport';
+import type { RoundRecord, TrainerCallback } from './callbacks.js';
+import { errorMessage, type Logger } from './logger.js';
+import { LearnerMethods, RegistrationKeys } from './protocol.js';
+
+/** The dashboard of one trainer run. */
+export interface DashboardFeed {
+  /** The HTTP server (other trainer parts add routes and upgrade handlers to it). */
+  readonly server: DashboardServer;
+  /** Add to the trainer's callbacks: run start, round progress and finished rounds. */
+  readonly callback: TrainerCallback;
+  /** The transport to give the trainer: the same one, with its learner calls watched. */
+  observe(transport: Transport): Transport;
+  /** Marks the run finished (or failed, with the reason). */
+  finish(error?: unknown): void;
+  close(): Promise<void>;
+}
+
+/** What the run header shows besides the config. */
+export interface DashboardRunInfo {
+  runDir: string;
+  aggregator: string;
+  /** The trainer's Prometheus port, when metrics are enabled (linked from the page). */
+  metricsPort?: number;
+}
+
+/** Starts the dashboard when `dashboard.enabled`; undefined otherwise. */
+export async function startDashboardFeed(config: NodeConfig, info: DashboardRunInfo, logger: Logger): Promise<DashboardFeed | undefined> {
+  const cfg = config.dashboard;
+  if (!cfg?.enabled) return undefined;
+  const server = await startDashboard({
+    host: cfg.host,
+    port: cfg.port,
+    authToken: cfg.auth_token,
+    runDir: info.runDir,
+    links: info.metricsPort === undefined ? {} : { metrics_port: info.metricsPort },
+    run: {
+      exp_name: config.exp_name,
+      model: config.model?.type ?? '',
+      aggregator: info.aggregator,
+      max_rounds: config.trainer.args.max_rounds,
+      status: 'waiting',
+    },
+    logger,
+  });
+  const shownHost = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : cfg.host;
+  logger.info(`dashboard on http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${server.port}/${cfg.auth_token ? '?token=<dashboard.auth_token>' : ''}`);
+  return new Feed(server, config.heartbeat.enabled ? config.heartbeat.interval : 0);
+}
+
+class Feed implements DashboardFeed {
+  /** Learner states as this feed last sent them (a late call failure must not undo `lost`). */
+  private readonly states = new Map<string, LearnerRow['state']>();
+  private readonly totals = new Map<string, { up: number; down: number; rejected: number }>();
+  private progress: { round: number; selected: number; done: number; started_at: string } | undefined;
+  private sweep?: NodeJS.Timeout;
+  readonly callback: TrainerCallback;
+
+  constructor(
+    readonly server: DashboardServer,
+    private readonly heartbeatIntervalS: number,
+  ) {
+    this.callback = {
+      onTrainStart: () => server.setRun({ status: 'running' }),
+      onRoundStart: (round) => this.setProgress({ round, selected: 0, done: 0, started_at: new Date().toISOString() }),
+      onRoundEnd: (record) => this.roundEnded(record),
+    };
+  }
+
+  observe(transport: Transport): Transport {
+    transport.on('peer-joined', (peer) => this.joined(peer));
+    transport.on('peer-left', (peer) => this.setState(peer.nodeId, 'lost'));
+    for (const peer of transport.peers()) if (peer.role === 'learner') this.joined(peer);
+    // While a learner stays registered its heartbeats arrive (the transport drops it otherwise):
+    // refresh "last heartbeat" at the heartbeat period.
+    if (this.heartbeatIntervalS > 0) {
+      this.sweep = setInterval(() => this.markAlive(transport.peers()), this.heartbeatIntervalS * 1000);
+      this.sweep.unref();
+    }
+    const call = this.watchedCall(transport);
+    return new Proxy(transport, {
+      get: (target, prop) => {
+        if (prop === 'call') return call;
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  finish(error?: unknown): void {
+    this.server.setRun(error === undefined ? { status: 'finished' } : { status: 'failed', error: errorMessage(error) });
+    this.setProgress(undefined);
+  }
+
+  async close(): Promise<void> {
+    if (this.sweep) clearInterval(this.sweep);
+    await this.server.close();
+  }
+
+  /** `transport.call` that keeps each learner's state, bytes and round progress up to date. */
+  private watchedCall(transport: Transport): Transport['call'] {
+    return async (target, method, payload, options) => {
+      const train = method === LearnerMethods.train;
+      this.addBytes(target, 0, payloadBytes(payload));
+      if (train) {
+        this.setState(target, 'training');
+        if (this.progress) this.setProgress({ ...this.progress, selected: this.progress.selected + 1 });
+      }
+      try {
+        const reply = await transport.call(target, method, payload, options);
+        this.addBytes(target, payloadBytes(reply), 0);
+        if (train) this.trained(target, reply);
+        return reply;
+      } catch (error) {
+        if (this.states.get(target) !== 'lost') this.setState(target, 'registered');
+        throw error;
+      } finally {
+        if (train && this.progress) this.setProgress({ ...this.progress, done: this.progress.done + 1 });
+      }
+    };
+  }
+
+  /** The reply is in: the learner is idle again until the next round; its training time goes in the row. */
+  private trained(id: string, reply: Payload): void {
+    const seconds = (reply.body as { metrics?: { seconds?: unknown } } | undefined)?.metrics?.seconds;
+    const row: Partial<LearnerRow> & { id: string } = { id, last_heartbeat: new Date().toISOString() };
+    if (this.states.get(id) !== 'lost') row.state = 'registered';
+    if (typeof seconds === 'number' && Number.isFinite(seconds)) row.last_round_s = seconds;
+    this.send(row);
+  }
+
+  private joined(peer: PeerInfo): void {
+    if (peer.role !== 'learner') return;
+    const samples = Number(peer.metadata[RegistrationKeys.numSamples]);
+    this.send({
+      id: peer.nodeId,
+      state: 'registered',
+      backend: peer.metadata[RegistrationKeys.backend],
+      samples: Number.isFinite(samples) ? samples : undefined,
+      last_heartbeat: new Date(peer.connectedAt || Date.now()).toISOString(),
+    });
+  }
+
+  private markAlive(peers: PeerInfo[]): void {
+    const now = new Date().toISOString();
+    for (const peer of peers) if (peer.role === 'learner' && this.states.get(peer.nodeId) !== 'lost') this.send({ id: peer.nodeId, last_heartbeat: now });
+  }
+
+  private roundEnded(record: RoundRecord): void {
+    for (const { learner, reason } of record.failed) {
+      const totals = this.totalsOf(learner);
+      totals.rejected++;
+      this.send({ id: learner, rejected: totals.rejected, last_rejection: `round ${record.round}: ${reason}` });
+    }
+    this.server.addRound(record);
+    this.setProgress(undefined);
+  }
+
+  private addBytes(id: string, up: number, down: number): void {
+    const totals = this.totalsOf(id);
+    totals.up += up;
+    totals.down += down;
+    this.send({ id, bytes_up: totals.up, bytes_down: totals.down });
+  }
+
+  private totalsOf(id: string): { up: number; down: number; rejected: number } {
+    let totals = this.totals.get(id);
+    if (!totals) this.totals.set(id, (totals = { up: 0, down: 0, rejected: 0 }));
+    return totals;
+  }
+
+  private setState(id: string, state: LearnerRow['state']): void {
+    this.send({ id, state });
+  }
+
+  private send(row: Partial<LearnerRow> & { id: string }): void {
+    if (row.state) this.states.set(row.id, row.state);
+    this.server.updateLearner(row);
+  }
+
+  private setProgress(progress: Feed['progress']): void {
+    this.progress = progress;
+    this.server.setProgress(progress ?? null);
+  }
+}
+
+/** Bytes of a call's payload: tensor data plus the JSON body (what the update or model costs on the wire, before framing). */
+function payloadBytes(payload: Payload | undefined): number {
+  if (!payload) return 0;
+  let bytes = payload.body === undefined ? 0 : JSON.stringify(payload.body).length;
+  for (const t of payload.tensors ?? []) bytes += t.data.byteLength;
+  return bytes;
+}
