@@ -16,6 +16,7 @@ export type {
   CallbackConfig,
   CheckpointConfig,
   DashboardConfig,
+  WebTransportConfig,
   DatasetConfig,
   GrpcConfig,
   HealthConfig,

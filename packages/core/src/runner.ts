@@ -37,6 +37,7 @@ import { Mutex } from './mutex.js';
 import { learnerAlgorithmArgs, learnerCapabilities } from './learner-algorithms/registry.js';
 import { RegistrationKeys } from './protocol.js';
 import { Trainer, type TrainingSummary } from './trainer.js';
+import { attachWebLearners } from './web-learners.js';
 
 export interface RunOptions {
   logger?: TrackerLogger;
@@ -164,6 +165,8 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
   );
   trackPeers(transport, metrics, logger);
   const dashboard = await startDashboardFeed(config, { runDir, aggregator: aggregator.type, metricsPort: observability?.metricsPort }, logger);
+  // Before the dashboard's wrapper: browser learners attach to the GrpcTransport itself (closed by transport.stop()).
+  attachWebLearners(config, dashboard?.server, transport, logger);
   logger.info(
     `trainer ${config.node_id}: model ${config.model?.type} (${model.numParams} parameters), aggregator ${aggregator.type}, ` +
       `backend ${backend.backend} on ${backend.device}, ${data.test ? `${data.test.length} test samples` : 'evaluation by learners'}`,
