@@ -136,6 +136,11 @@ export function validateTree(tree: Record<string, unknown>, meta: Map<string, No
     add('connect_to', 'a learner with transport.mode grpc needs at least one peer to dial (id@host:port, e.g. trainer@127.0.0.1:50051)', 'transport.mode');
   }
 
+  if (tree.role === 'trainer' && get(tree, 'transport', 'web', 'enabled') === true) {
+    if (get(tree, 'dashboard', 'enabled') !== true) add('transport.web.enabled', "needs dashboard.enabled: browser learners join over WebSocket on the dashboard's HTTP server");
+    if (get(tree, 'transport', 'mode') === 'memory') add('transport.web.enabled', 'needs the gRPC transport (transport.mode grpc or auto), not memory');
+  }
+
   const interval = get(tree, 'heartbeat', 'interval');
   const timeout = get(tree, 'heartbeat', 'timeout');
   if (get(tree, 'heartbeat', 'enabled') === true && typeof interval === 'number' && typeof timeout === 'number' && timeout <= interval) {
