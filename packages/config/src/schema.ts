@@ -124,15 +124,6 @@ export const nodeConfigSchema: Readonly<Schema> = {
         type: enumOf(['none', 'float16', 'int8', 'topk'], 'none'),
         topk_ratio: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.01 },
       }),
-      web: {
-        type: 'object',
-        additionalProperties: false,
-        description: "Trainer: learners in a browser tab join over WebSocket at `path` on the dashboard's HTTP server (needs dashboard.enabled); the Connect stream's frames, token and bounds. Off when absent.",
-        properties: {
-          enabled: bool(false),
-          path: { type: 'string', pattern: '^/[A-Za-z0-9_./-]*$', maxLength: 200, default: '/learn', description: 'URL path of the WebSocket endpoint.' },
-        },
-      },
     }),
     trainer: closed({
       type: str('default'),
@@ -180,7 +171,7 @@ export const nodeConfigSchema: Readonly<Schema> = {
       additionalProperties: false,
       description: 'Trainer: differential privacy of the learners\' updates; off when absent (issue 16 §2).',
       properties: {
-        mode: enumOf(['central'], 'central'),
+        mode: { ...enumOf(['central', 'local', 'dp_sgd'], 'central'), description: 'central: the trainer clips and noises the mean; local: each learner clips and noises its update; dp_sgd: per-example clipping and noise in local training.' },
         noise_multiplier: { type: 'number', exclusiveMinimum: 0, description: 'Noise std over the clip norm; derived from target_epsilon when absent.' },
         clip_norm: { type: 'number', exclusiveMinimum: 0, description: "Fixed L2 clip of each learner's update delta (or adaptive_clipping)." },
         adaptive_clipping: {
@@ -308,11 +299,6 @@ export const nodeConfigSchema: Readonly<Schema> = {
         host: str('127.0.0.1', 'Interface to listen on; 0.0.0.0 shows the run to the whole network (set auth_token then).'),
         port: port(8090),
         auth_token: secret('When set, every dashboard route needs it: Authorization: Bearer <token>, or ?token=<token> in the page URL.'),
-        serve_partitions: {
-          type: 'boolean',
-          default: false,
-          description: "Demos and tests: serve each partition of the trainer's datasets at /join/partition/<i> so a browser learner can train on one (anyone who can open the dashboard can read them).",
-        },
       },
     },
     callbacks: {

@@ -56,8 +56,6 @@ export interface TransportConfig {
   mode: 'auto' | 'memory' | 'grpc';
   grpc: GrpcConfig;
   update_compression: UpdateCompressionConfig;
-  /** Learners over WebSocket; absent when off. */
-  web?: WebTransportConfig;
 }
 
 /** `trainer.args` (closed set of keys). Timeouts in seconds. */
@@ -113,10 +111,10 @@ export interface AggregatorConfig {
   args: Record<string, unknown>;
 }
 
-/** `differential_privacy` (trainer): central DP-FedAvg; off when absent. */
+/** `differential_privacy` (trainer): central DP-FedAvg, local DP or DP-SGD on the learners; off when absent. */
 export interface DifferentialPrivacyConfig {
-  /** Only `central` (the trainer clips and noises) so far. */
-  mode: 'central';
+  /** `central`: the trainer clips and noises; `local`: each learner clips and noises its update; `dp_sgd`: per-example clipping in local training. */
+  mode: 'central' | 'local' | 'dp_sgd';
   /** Derived from `target_epsilon` when absent. */
   noise_multiplier?: number;
   /** Fixed clip norm; exactly one of this and `adaptive_clipping`. */
@@ -225,15 +223,6 @@ export interface DashboardConfig {
   port: number;
   /** When set, every dashboard route needs it (Bearer header or `?token=`). */
   auth_token?: string;
-  /** Serve the trainer's dataset partitions at /join/partition/<i> (demos, tests). */
-  serve_partitions?: boolean;
-}
-
-/** `transport.web` (trainer): learners in a browser tab over WebSocket on the dashboard's server. */
-export interface WebTransportConfig {
-  enabled: boolean;
-  /** URL path of the WebSocket endpoint (`/learn`). */
-  path: string;
 }
 
 /** `callbacks[]`, always in `{type, args}` form (the flat form is normalised on load). */

@@ -13,6 +13,8 @@ import type { AggregateResult, Aggregator, AggregatorState, ClientUpdate, RoundC
 import type { DifferentialPrivacyConfig, TrainerArgs } from '@oiafed/config';
 import { PrivacyAccountant, adaptClipNorm, adaptiveUpdateNoiseMultiplier, cryptoNormal, dpMean, epsilonFor, noiseMultiplierFor } from '@oiafed/privacy';
 import type { NormalSource } from '@oiafed/privacy';
+import type { RoundRecord } from '@oiafed/tracker';
+import { withLearnerDifferentialPrivacy, type PrivacyBudgetGuard } from './local-dp.js';
 
 /** Rules whose result is a function of the (weighted) mean update: the noised mean can stand in for it. */
 export const DP_COMPATIBLE_AGGREGATORS: readonly string[] = ['fedavg', 'fedavgm', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad'];
@@ -66,12 +68,14 @@ function delta(update: ClientUpdate, global: Float32Array): Float32Array {
   return out;
 }
 
-class CentralDpAggregator implements Aggregator {
+class CentralDpAggregator implements Aggregator, PrivacyBudgetGuard {
   readonly type: string;
   private readonly accountant = new PrivacyAccountant();
   private readonly noiseMultiplier: number;
   private readonly normal: NormalSource;
   private clipNorm: number;
+  /** The sampling rate of the last aggregated round: the next round's estimate for the budget stop. */
+  private lastQ: number | undefined;
 
   constructor(
     private readonly inner: Aggregator,
@@ -104,6 +108,7 @@ class CentralDpAggregator implements Aggregator {
     const clipUsed = this.clipNorm;
     const q = Math.min(1, m / Math.max(1, ctx.totalClients));
     this.refuseOverspend(q);
+    this.lastQ = q;
     const noised = dpMean(
       updates.map((u) => delta(u, ctx.global)),
       { clipNorm: clipUsed, noiseMultiplier: z, expectedParticipants: m, normal: this.normal },
@@ -149,6 +154,16 @@ class CentralDpAggregator implements Aggregator {
     this.accountant.setState({ history });
   }
 
+  privacyStopReason(_record: RoundRecord): string | undefined {
+    const { targetEpsilon, delta, samplingRate } = this.settings;
+    if (targetEpsilon === undefined) return undefined;
+    const q = Math.max(this.lastQ ?? 0, samplingRate);
+    const after = this.accountant.epsilonAfter(q, this.noiseMultiplier, 1, delta);
+    return after > targetEpsilon
+      ? `differential_privacy (central): the next round would spend epsilon ${after.toFixed(3)} > target_epsilon ${targetEpsilon}`
+      : undefined;
+  }
+
   private refuseOverspend(q: number): void {
     const { targetEpsilon, delta } = this.settings;
     if (targetEpsilon === undefined) return;
@@ -164,12 +179,13 @@ export function withCentralDp(inner: Aggregator, settings: CentralDpSettings): A
   return new CentralDpAggregator(inner, settings);
 }
 
-/** The config's `differential_privacy` around the trainer's rule (mode `central`, the only one the schema accepts so far). */
+/** The config's `differential_privacy` around the trainer's rule: central here, local and dp_sgd in local-dp.ts. */
 export function withDifferentialPrivacy(
   rule: Aggregator,
   dp: DifferentialPrivacyConfig,
   trainer: Pick<TrainerArgs, 'client_fraction' | 'max_rounds'>,
 ): Aggregator {
+  if (dp.mode === 'local' || dp.mode === 'dp_sgd') return withLearnerDifferentialPrivacy(rule, dp, trainer);
   const adaptive = dp.adaptive_clipping;
   return withCentralDp(rule, {
     noiseMultiplier: dp.noise_multiplier,

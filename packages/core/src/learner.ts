@@ -163,13 +163,14 @@ export class Learner {
       const trainOptions = this.trainOptions(request, ctx);
       const { epochs, batchSize, lr, optimizer } = trainOptions;
       const localSettings = { epochs, batchSize, lr, optimizer, momentum: settings.momentum, weightDecay: settings.weightDecay };
-      const round = { round: request.round, global, layout: model.layout, tensors: extras, settings: localSettings };
+      const round = { round: request.round, global, layout: model.layout, tensors: extras, settings: localSettings, numSamples: trainData.length };
       Object.assign(trainOptions, this.algorithms.beforeTraining(active, round));
 
       const pool = this.options.trainPool;
       const result = pool ? await pool.train(model, trainData, trainOptions) : await model.train(trainData, trainOptions);
       const local = model.getWeights();
       const added = this.algorithms.afterTraining(active, { ...round, local, result });
+      const sent = this.algorithms.updateToSend(active, { ...round, local, result });
       this.roundsTrained += 1;
       this.options.onTrainEnd?.({ round: request.round, seconds: result.seconds, samplesPerSecond: result.samplesPerSecond });
       this.logger.info(
@@ -191,7 +192,7 @@ export class Learner {
       const compression = effectiveCompression(this.options.compression, request.config?.update_compression);
       return {
         body,
-        tensors: [...this.encodeWeights(local, global, model.layout, compression), ...extrasToTensors(added.extras)],
+        tensors: [...this.encodeWeights(sent, global, model.layout, compression), ...extrasToTensors(added.extras)],
       };
     });
   }

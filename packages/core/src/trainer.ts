@@ -30,6 +30,7 @@ import {
   type TrainResponseBody,
 } from './protocol.js';
 import { decodeUpdateWeights } from './compression.js';
+import { privacyStopReason } from './local-dp.js';
 import { PayloadMismatchError, extrasToTensors, tensorsToExtras, tensorsToWeights, weightsToTensors } from './serde.js';
 import { announcedSampleCount, checkReplyScalars, clipUpdateNorm, firstNonFinite } from './update-checks.js';
 
@@ -238,6 +239,8 @@ export class Trainer {
         layout: this.layout,
       };
       for (const callback of callbacks) await callback.onRoundEnd?.(record, control);
+      // target_epsilon: stop before the round that would exceed it (or that a learner refused for its budget).
+      this.stopReason ??= privacyStopReason(this.options.aggregator, record);
       await this.options.onRoundComplete?.({ round, weights: this.global });
       if (this.stopReason) {
         this.logger.info(`stopping early: ${this.stopReason}`);
@@ -556,6 +559,7 @@ export class Trainer {
     metrics.bytesReceived.inc(record.bytes_received);
     if (record.accuracy !== undefined) metrics.globalAccuracy.set(record.accuracy);
     if (record.loss !== undefined) metrics.globalLoss.set(record.loss);
+    if (typeof record.dp_epsilon === 'number') metrics.dpEpsilon.set(record.dp_epsilon);
   }
 
   /**

@@ -35,6 +35,8 @@ export interface NodeMetrics {
   globalAccuracy: Gauge;
   /** `oiafed_global_loss` */
   globalLoss: Gauge;
+  /** `oiafed_dp_epsilon`: differential privacy spent so far (largest over learners for local DP and DP-SGD) */
+  dpEpsilon: Gauge;
   /** `oiafed_current_round` */
   currentRound: Gauge;
   /** `oiafed_compute_backend_info{backend,device}`, value 1; see {@link NodeMetrics.setComputeBackend}. */
@@ -120,6 +122,11 @@ export function createNodeMetrics(options: CreateNodeMetricsOptions): NodeMetric
     }),
     globalAccuracy: new Gauge({ name: 'oiafed_global_accuracy', help: 'Accuracy (0..1) of the global model at the last evaluation.', registers }),
     globalLoss: new Gauge({ name: 'oiafed_global_loss', help: 'Loss of the global model at the last evaluation.', registers }),
+    dpEpsilon: new Gauge({
+      name: 'oiafed_dp_epsilon',
+      help: 'Differential privacy epsilon spent so far at the configured delta (central: by the trainer; local, dp_sgd: the largest a learner reported).',
+      registers,
+    }),
     currentRound: new Gauge({ name: 'oiafed_current_round', help: 'Round in progress (or last finished).', registers }),
     computeBackend,
     setComputeBackend(backend: string, device: string): void {

@@ -112,6 +112,8 @@ function summaryTable(rounds: StoredRoundRecord[]): string {
   }
   const trainLoss = lastOf('train_loss');
   if (trainLoss) rows.push(['Final train loss', `${num(trainLoss[1])} (round ${trainLoss[0].round})`]);
+  const epsilon = lastOf('dp_epsilon');
+  if (epsilon) rows.push(['Privacy spent (epsilon)', `${num(epsilon[1])} (round ${epsilon[0].round})`]);
   const parts = rounds.map((r) => r.participants);
   rows.push(['Participants per round', `mean ${num(mean(parts))}, min ${Math.min(...parts)}, max ${Math.max(...parts)}`]);
   const durations = rounds.map((r) => r.duration_s);
@@ -148,6 +150,7 @@ function roundsTable(rounds: StoredRoundRecord[]): string {
     ['accuracy', (r) => opt(r.accuracy, pct)],
     ['loss', (r) => opt(r.loss, num)],
     ['train loss', (r) => opt(r.train_loss, num)],
+    ['epsilon', (r) => opt(r.dp_epsilon, num)],
     ['duration', (r) => seconds(r.duration_s)],
     ['sent', (r) => opt(r.bytes_sent, bytes)],
     ['received', (r) => opt(r.bytes_received, bytes)],

@@ -3,6 +3,7 @@ import { feddynLearner } from './feddyn.js';
 import { fednovaLearner } from './fednova.js';
 import { fedperLearner } from './fedper.js';
 import { fedproxLearner } from './fedprox.js';
+import { dpSgdLearner, localDpLearner } from '../local-dp-learner.js';
 import { registerLearnerAlgorithm } from './registry.js';
 import { scaffoldLearner } from './scaffold.js';
 import type { LearnerAlgorithmDefinition } from './types.js';
@@ -23,6 +24,8 @@ export const BUILTIN_LEARNER_ALGORITHMS: readonly LearnerAlgorithmDefinition[] =
   fednovaLearner,
   feddynLearner,
   fedperLearner,
+  localDpLearner,
+  dpSgdLearner,
 ];
 
 /** Registers the built-in learner algorithms; safe to call repeatedly. */

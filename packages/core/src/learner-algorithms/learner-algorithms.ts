@@ -111,6 +111,15 @@ export class LearnerAlgorithms {
     return { extras, meta };
   }
 
+  /** The weights the update carries: the trained ones, transformed by the active algorithms that do (local DP). */
+  updateToSend(active: readonly ActiveAlgorithm[], outcome: Omit<LocalTrainingOutcome, 'instructions'>): Float32Array {
+    let weights = outcome.local;
+    for (const { algorithm, instructions } of active) {
+      weights = algorithm.transformUpdate?.({ ...outcome, local: weights, instructions }) ?? weights;
+    }
+    return weights;
+  }
+
   private instance(type: string): LearnerAlgorithm {
     let algorithm = this.instances.get(type);
     if (!algorithm) {

@@ -11,7 +11,7 @@ import type { TrainOptions, TrainResult } from '@oiafed/models';
  * What an algorithm changes in one round's local training: FedModel's per-step terms, applied
  * to every optimizer step (a proximal pull on the loss, a correction added to each gradient).
  */
-export type TrainingAdjustments = Pick<TrainOptions, 'proximalMu' | 'proximalCenter' | 'gradientCorrection'>;
+export type TrainingAdjustments = Pick<TrainOptions, 'proximalMu' | 'proximalCenter' | 'gradientCorrection' | 'dpSgd'>;
 
 /** The learner's local optimizer settings for the round. */
 export interface LocalTrainingSettings {
@@ -34,6 +34,8 @@ export interface LocalRoundContext {
   /** The instruction keys this algorithm owns that the round sets, validated by its schemas. */
   instructions: Readonly<Record<string, unknown>>;
   settings: Readonly<LocalTrainingSettings>;
+  /** Size of this learner's training partition (DP-SGD's sampling rate is batch / this); set by the Learner. */
+  numSamples?: number;
 }
 
 /** What a hook sees after local training. */
@@ -68,6 +70,11 @@ export interface LearnerAlgorithm {
   beforeTraining?(ctx: LocalRoundContext): TrainingAdjustments | undefined;
   /** After local training: extras and meta for the aggregator; may update own state. */
   afterTraining?(outcome: LocalTrainingOutcome): UpdateAdditions | undefined;
+  /**
+   * After `afterTraining`: the weights to send instead of the trained ones (local DP's clipped and
+   * noised update). Applied in the order the algorithms run, each to the previous one's result.
+   */
+  transformUpdate?(outcome: LocalTrainingOutcome): Float32Array | undefined;
 }
 
 /** A registered learner algorithm: how configs name it, what it accepts, how to build one. */
