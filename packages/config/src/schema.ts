@@ -124,6 +124,15 @@ export const nodeConfigSchema: Readonly<Schema> = {
         type: enumOf(['none', 'float16', 'int8', 'topk'], 'none'),
         topk_ratio: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.01 },
       }),
+      web: {
+        type: 'object',
+        additionalProperties: false,
+        description: "Trainer: learners in a browser tab join over WebSocket at `path` on the dashboard's HTTP server (needs dashboard.enabled); the Connect stream's frames, token and bounds. Off when absent.",
+        properties: {
+          enabled: bool(false),
+          path: { type: 'string', pattern: '^/[A-Za-z0-9_./-]*$', maxLength: 200, default: '/learn', description: 'URL path of the WebSocket endpoint.' },
+        },
+      },
     }),
     trainer: closed({
       type: str('default'),
@@ -299,6 +308,11 @@ export const nodeConfigSchema: Readonly<Schema> = {
         host: str('127.0.0.1', 'Interface to listen on; 0.0.0.0 shows the run to the whole network (set auth_token then).'),
         port: port(8090),
         auth_token: secret('When set, every dashboard route needs it: Authorization: Bearer <token>, or ?token=<token> in the page URL.'),
+        serve_partitions: {
+          type: 'boolean',
+          default: false,
+          description: "Demos and tests: serve each partition of the trainer's datasets at /join/partition/<i> so a browser learner can train on one (anyone who can open the dashboard can read them).",
+        },
       },
     },
     callbacks: {

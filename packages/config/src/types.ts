@@ -56,6 +56,8 @@ export interface TransportConfig {
   mode: 'auto' | 'memory' | 'grpc';
   grpc: GrpcConfig;
   update_compression: UpdateCompressionConfig;
+  /** Learners over WebSocket; absent when off. */
+  web?: WebTransportConfig;
 }
 
 /** `trainer.args` (closed set of keys). Timeouts in seconds. */
@@ -223,6 +225,15 @@ export interface DashboardConfig {
   port: number;
   /** When set, every dashboard route needs it (Bearer header or `?token=`). */
   auth_token?: string;
+  /** Serve the trainer's dataset partitions at /join/partition/<i> (demos, tests). */
+  serve_partitions?: boolean;
+}
+
+/** `transport.web` (trainer): learners in a browser tab over WebSocket on the dashboard's server. */
+export interface WebTransportConfig {
+  enabled: boolean;
+  /** URL path of the WebSocket endpoint (`/learn`). */
+  path: string;
 }
 
 /** `callbacks[]`, always in `{type, args}` form (the flat form is normalised on load). */
