@@ -16,7 +16,7 @@ header h1{font-size:20px;margin:0 0 2px;overflow-wrap:anywhere}
 .stats dt{color:var(--muted);font-size:12px}.stats dd{margin:2px 0 0;font-size:18px;font-variant-numeric:tabular-nums}
 .progress{margin:0 0 12px;display:flex;align-items:center;gap:10px;flex-wrap:wrap}
 .progress .bar{flex:1 1 200px;height:10px;background:var(--line);border-radius:5px;overflow:hidden}
-.progress .fill{height:100%;background:var(--accent);width:0;transition:width .3s}
+.progress .fill{height:100%;background:var(--accent);width:0}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:12px}
 figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:4px;min-width:0}
 figure svg{width:100%;height:auto;display:block}
@@ -26,7 +26,8 @@ table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 th,td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left;white-space:normal;overflow-wrap:anywhere;max-width:280px}
 thead th{background:var(--panel);font-weight:600;font-size:12px;color:#374151}
-td.reason{text-align:left;white-space:normal;max-width:260px;color:var(--bad)}
+td.reason,th:last-child{text-align:left}
+td.reason{white-space:normal;max-width:260px;color:var(--bad)}
 .state{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;background:var(--line)}
 .state-registered{background:#e0e7ff;color:#3730a3}.state-training{background:#dbeafe;color:#1d4ed8}
 .state-uploading{background:#fef3c7;color:#92400e}.state-lost{background:#fee2e2;color:#991b1b}
@@ -73,7 +74,7 @@ export function pageHtml(token: string | null): string {
 <div><dt>Accuracy</dt><dd id="acc">&ndash;</dd></div>
 <div><dt>Elapsed</dt><dd id="elapsed">&ndash;</dd></div>
 <div><dt>ETA</dt><dd id="eta">&ndash;</dd></div>
-<div><dt>Learners</dt><dd id="nlearners">&ndash;</dd></div>
+<div><dt>Learners live</dt><dd id="nlearners">&ndash;</dd></div>
 </dl>
 <section class="progress" id="progress" aria-live="polite"><span id="progress-text">No round in progress</span><div class="bar"><div class="fill" id="progress-fill"></div></div></section>
 <section class="charts">

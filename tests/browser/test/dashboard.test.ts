@@ -66,7 +66,7 @@ describe.skipIf(chromiumMissing)('live dashboard in headless Chromium', () => {
       heartbeat: { interval: 0.5, timeout: 5 },
     });
     const yaml = readFileSync(fed.trainerConfig, 'utf8').replace(/^exp_name: .*$/m, 'exp_name: dashboard-demo');
-    writeFileSync(fed.trainerConfig, `${yaml}dashboard: {enabled: true, host: 127.0.0.1, port: 0}\n`);
+    writeFileSync(fed.trainerConfig, `${yaml}dashboard: {enabled: true, host: 127.0.0.1, port: 0}\nmetrics: {enabled: true, host: 127.0.0.1, port: 0}\n`);
     const trainer = fed.startTrainer();
     const learners = [0, 1, 2].map((i) => fed!.startLearner(i));
     const url = (await trainer.waitFor(/dashboard on (http:\/\/127\.0\.0\.1:\d+\/)/, 120_000, 'stderr'))[1]!;
@@ -86,6 +86,10 @@ describe.skipIf(chromiumMissing)('live dashboard in headless Chromium', () => {
     );
     expect(await page.$eval('#exp', (el) => el.textContent)).toBe('dashboard-demo');
     expect(await page.$eval('#conn', (el) => el.textContent)).toBe('live');
+    // The /metrics link points at the trainer's Prometheus port on the page's host.
+    const metricsLink = await page.$eval('#link-metrics', (a) => (a as HTMLAnchorElement).href);
+    expect(metricsLink).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect((await fetch(metricsLink).then((r) => r.text())).includes('oiafed_rounds_completed_total')).toBe(true);
 
     learners[1]!.kill('SIGKILL');
     await learners[1]!.exited;
@@ -104,6 +108,11 @@ describe.skipIf(chromiumMissing)('live dashboard in headless Chromium', () => {
       afterKill,
     );
     const desktop = await saveScreenshot(page, 'dashboard-desktop');
+    // The report link serves `oiafed report`'s page, drawn by the same chart module.
+    const reportLink = await page.$eval('#link-report', (a) => (a as HTMLAnchorElement).href);
+    const report = await fetch(reportLink);
+    expect(report.status).toBe(200);
+    expect(await report.text()).toMatch(/<svg[^>]+aria-label="Global accuracy"/);
     const latencies = await page.evaluate(() => (window as unknown as { oiafedDashboard: { latencies: number[] } }).oiafedDashboard.latencies);
 
     // A reload starts from the snapshot: same rows, the curve at least as long as before.

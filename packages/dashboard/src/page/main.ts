@@ -70,7 +70,8 @@ function renderHeader(): void {
   el('rounds').textContent = run.max_rounds > 0 ? `${done} / ${run.max_rounds}` : String(done);
   const lastAcc = [...state.rounds].reverse().find((r) => typeof r.accuracy === 'number');
   el('acc').textContent = lastAcc ? pct(lastAcc.accuracy as number) : '–';
-  el('nlearners').textContent = String([...state.learners.values()].filter((l) => l.state !== 'lost').length);
+  const live = [...state.learners.values()].filter((l) => l.state !== 'lost').length;
+  el('nlearners').textContent = live === state.learners.size ? String(live) : `${live} / ${state.learners.size}`;
   renderClock();
   renderLinks();
 }
