@@ -32,27 +32,42 @@ const stubPlugin = {
   },
 };
 
-rmSync(out, { recursive: true, force: true });
-mkdirSync(join(out, 'assets'), { recursive: true });
-const result = await build({
-  entryPoints: [join(here, 'src', 'page.ts')],
-  outfile: join(out, 'join.js'),
-  bundle: true,
-  format: 'esm',
-  platform: 'browser',
-  target: 'es2022',
-  minify: true,
-  conditions: ['@oiafed/source'],
-  define: { 'process.env.NODE_ENV': '"production"' },
-  plugins: [stubPlugin],
-  logLevel: 'warning',
-  metafile: true,
-});
-const leaked = Object.keys(result.metafile.inputs).filter((p) => /node_modules\/(@grpc|ws)\//.test(p));
-if (leaked.length > 0) throw new Error(`web-learner: node-only modules in the browser bundle: ${leaked.join(', ')}`);
-copyFileSync(join(here, 'assets', 'join.html'), join(out, 'join.html'));
-const wasmDir = dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json'));
-for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'])
-  copyFileSync(join(wasmDir, 'dist', f), join(out, 'assets', f));
-const size = readFileSync(join(out, 'join.js')).byteLength;
-console.log(`web-learner: dist/browser/join.js ${(size / 1024).toFixed(0)} KiB`);
+/**
+ * Bundles `entry` for the browser into `outfile` (ESM, minified), node-only imports stubbed;
+ * throws if grpc-js or ws code got in anyway. Also used by bench/web-learner.
+ */
+export async function bundleForBrowser(entry, outfile) {
+  const result = await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    conditions: ['@oiafed/source'],
+    define: { 'process.env.NODE_ENV': '"production"' },
+    plugins: [stubPlugin],
+    logLevel: 'warning',
+    metafile: true,
+  });
+  const leaked = Object.keys(result.metafile.inputs).filter((p) => /node_modules\/(@grpc|ws)\//.test(p));
+  if (leaked.length > 0) throw new Error(`web-learner: node-only modules in the browser bundle: ${leaked.join(', ')}`);
+}
+
+/** The tfjs wasm binaries, copied into `dir`. */
+export function copyWasmBinaries(dir) {
+  mkdirSync(dir, { recursive: true });
+  const wasmDir = dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+  for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'])
+    copyFileSync(join(wasmDir, 'dist', f), join(dir, f));
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  rmSync(out, { recursive: true, force: true });
+  await bundleForBrowser(join(here, 'src', 'page.ts'), join(out, 'join.js'));
+  copyFileSync(join(here, 'assets', 'join.html'), join(out, 'join.html'));
+  copyWasmBinaries(join(out, 'assets'));
+  const size = readFileSync(join(out, 'join.js')).byteLength;
+  console.log(`web-learner: dist/browser/join.js ${(size / 1024).toFixed(0)} KiB`);
+}
