@@ -1,4 +1,5 @@
 import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import { endianness } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
@@ -409,7 +410,7 @@ export class GrpcTransport extends TransportBase implements Transport {
    * the frames, token, registration checks and stream bounds of the Connect stream, so the caller
    * cannot tell a browser learner from a gRPC one. stop() closes it, or the returned close().
    */
-  acceptWebSockets(server: HttpServer, path: string): { close(): void } {
+  acceptWebSockets(server: HttpServer | HttpsServer, path: string): { close(): void } {
     const acceptor = new WebSocketAcceptor(this.webLinkHost(), server, path);
     this.webAcceptors.add(acceptor);
     this.logger.info(`transport ${this.nodeId}: accepting learners over WebSocket`, { path });

@@ -1,4 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -16,14 +21,15 @@ afterEach(async () => {
 });
 
 /** A listening trainer (gRPC on a free port) that also accepts learners over WebSocket at /learn. */
-async function startTrainer(extra: Partial<ConstructorParameters<typeof GrpcTransport>[0]> = {}) {
+async function startTrainer(extra: Partial<ConstructorParameters<typeof GrpcTransport>[0]> = {}, tls?: { key: Buffer; cert: Buffer }) {
   const trainer = new GrpcTransport({ nodeId: 'trainer', role: 'trainer', listen: { host: '127.0.0.1', port: 0 }, logger: quiet, ...extra });
   await trainer.start();
-  const http: Server = createServer((_req, res) => res.writeHead(404).end());
+  const notFound = (_req: unknown, res: { writeHead(code: number): { end(): void } }) => res.writeHead(404).end();
+  const http: Server = tls ? createHttpsServer(tls, notFound) : createServer(notFound);
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   trainer.acceptWebSockets(http, '/learn');
   cleanups.push(() => new Promise<void>((resolve) => http.close(() => resolve())), () => trainer.stop());
-  return { trainer, url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}/learn` };
+  return { trainer, url: `${tls ? 'wss' : 'ws'}://127.0.0.1:${(http.address() as AddressInfo).port}/learn` };
 }
 
 function waitEvent(t: Transport, event: 'peer-joined' | 'peer-left', ms = 10_000): Promise<PeerInfo> {
@@ -37,8 +43,8 @@ function waitEvent(t: Transport, event: 'peer-joined' | 'peer-left', ms = 10_000
   });
 }
 
-function opened(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
-  const ws = new WebSocket(url, { headers });
+function opened(url: string, headers: Record<string, string> = {}, ca?: Buffer): Promise<WebSocket> {
+  const ws = new WebSocket(url, { headers, ca });
   cleanups.push(() => ws.terminate());
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve(ws));
@@ -57,8 +63,8 @@ const registerFrame = (nodeId: string, metadata: Record<string, string> = {}): U
  * A learner speaking the Connect protocol over a ws client: register, then a StreamLink that
  * answers every request by echoing its payload with `{echoed: method}` as body.
  */
-async function wsLearner(url: string, nodeId: string, metadata: Record<string, string> = {}) {
-  const ws = await opened(url);
+async function wsLearner(url: string, nodeId: string, metadata: Record<string, string> = {}, ca?: Buffer) {
+  const ws = await opened(url, {}, ca);
   const acked = new Promise<Frame>((resolve) => ws.once('message', (data) => resolve(Frame.decode(data as Buffer))));
   ws.send(registerFrame(nodeId, metadata));
   const ack = await acked;
@@ -111,6 +117,23 @@ describe('GrpcTransport: learners over WebSocket', () => {
     expect(peer.nodeId).toBe('browser_ok');
     // The token is not kept where the round loop (and the dashboard) can see it.
     expect(peer.metadata.authorization).toBeUndefined();
+  });
+
+  it('serves learners over wss:// on an HTTPS server (a trainer with TLS)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oiafed-wss-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=oiafed-test-ca');
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'ext.cnf');
+    const read = (f: string) => readFileSync(join(dir, f));
+    const { trainer, url } = await startTrainer({}, { key: read('server.key'), cert: read('server.pem') });
+    expect(url.startsWith('wss://')).toBe(true);
+    const joined = waitEvent(trainer, 'peer-joined');
+    await wsLearner(url, 'browser_tls', {}, read('ca.pem'));
+    await joined;
+    expect((await trainer.call('browser_tls', 'ping', { body: {} })).body).toEqual({ echoed: 'ping' });
   });
 
   it('a lost WebSocket learner leaves like a lost gRPC one', async () => {

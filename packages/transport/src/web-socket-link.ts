@@ -3,6 +3,7 @@
 // server (the dashboard's). Each message is one Frame; after the register frame the socket is a
 // StreamLink like any gRPC stream, so chunking, heartbeats and the per-link bounds are the same.
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -73,7 +74,7 @@ export class WebSocketAcceptor {
 
   constructor(
     private readonly host: WebLinkHost,
-    private readonly server: HttpServer,
+    private readonly server: HttpServer | HttpsServer,
     readonly path: string,
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: host.maxFrameBytes, perMessageDeflate: host.compression });
