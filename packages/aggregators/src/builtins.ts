@@ -2,6 +2,7 @@ import { getRegistry, registerAggregator } from './registry.js';
 import { createFedBn, createFedProx, FedAvg, fedAvgMSchema, FedAvgM, fedAvgSchema, fedBnSchema, fedProxSchema } from './rules/fedavg.js';
 import { FedDyn, fedDynSchema } from './rules/feddyn.js';
 import { FedNova, fedNovaSchema } from './rules/fednova.js';
+import { FedProto, fedProtoSchema } from './rules/fedproto.js';
 import { FedOpt, fedOptSchema } from './rules/fedopt.js';
 import { CoordinateMedian, Krum, krumSchema, medianSchema, TrimmedMean, trimmedMeanSchema } from './rules/robust.js';
 import { Scaffold, scaffoldSchema } from './rules/scaffold.js';
@@ -21,6 +22,7 @@ export const BUILTIN_AGGREGATORS = [
   'trimmed_mean',
   'krum',
   'feddyn',
+  'fedproto',
 ] as const;
 
 /**
@@ -44,5 +46,6 @@ export function registerBuiltins(): void {
   registerAggregator('trimmed_mean', (a) => new TrimmedMean(a), trimmedMeanSchema);
   registerAggregator('krum', (a) => new Krum(a), krumSchema);
   registerAggregator('feddyn', (a) => new FedDyn(a), fedDynSchema);
+  registerAggregator('fedproto', (a) => new FedProto(a), fedProtoSchema);
   registry.builtinsRegistered = true;
 }

@@ -13,6 +13,7 @@ import { errorMessage, silentLogger, type Logger } from './logger.js';
 import { compressUpdate, type UpdateCompression } from './compression.js';
 import { LearnerAlgorithms } from './learner-algorithms/learner-algorithms.js';
 import { learnerCapabilities } from './learner-algorithms/registry.js';
+import type { LocalRun, LocalRunRequest } from './learner-algorithms/types.js';
 import { Mutex } from './mutex.js';
 import {
   LearnerMethods,
@@ -159,16 +160,16 @@ export class Learner {
     const extras = tensorsToExtras(payload.tensors, global.length);
     const active = this.algorithms.forRound(request.instructions ?? {});
     return this.lock.runExclusive(async () => {
-      model.setWeights(this.algorithms.startWeights(global, model.layout, active));
+      const start = this.algorithms.startWeights(global, model.layout, active);
       const trainOptions = this.trainOptions(request, ctx);
       const { epochs, batchSize, lr, optimizer } = trainOptions;
       const localSettings = { epochs, batchSize, lr, optimizer, momentum: settings.momentum, weightDecay: settings.weightDecay };
       const round = { round: request.round, global, layout: model.layout, tensors: extras, settings: localSettings, numSamples: trainData.length };
       Object.assign(trainOptions, this.algorithms.beforeTraining(active, round));
 
-      const pool = this.options.trainPool;
-      const result = pool ? await pool.train(model, trainData, trainOptions) : await model.train(trainData, trainOptions);
-      const local = model.getWeights();
+      const { weights: local, result } = await this.algorithms.localTraining(active, { ...round, start }, (run) =>
+        this.runLocal(model, trainOptions, run),
+      );
       const added = this.algorithms.afterTraining(active, { ...round, local, result });
       const sent = this.algorithms.updateToSend(active, { ...round, local, result });
       this.roundsTrained += 1;
@@ -195,6 +196,16 @@ export class Learner {
         tensors: [...this.encodeWeights(sent, global, model.layout, compression), ...extrasToTensors(added.extras)],
       };
     });
+  }
+
+  /** One local training run on this learner's data: from `run.start`, the round's options overridden by the run's. */
+  private async runLocal(model: FedModel, base: TrainOptions, run: LocalRunRequest): Promise<LocalRun> {
+    const { start, epochs, ...adjustments } = run;
+    model.setWeights(start);
+    const options: TrainOptions = { ...base, ...adjustments, epochs: epochs ?? base.epochs };
+    const pool = this.options.trainPool;
+    const result = pool ? await pool.train(model, this.options.trainData, options) : await model.train(this.options.trainData, options);
+    return { weights: model.getWeights(), result };
   }
 
   /** The round's local training settings: the learner's own, epochs from the trainer unless set here. */

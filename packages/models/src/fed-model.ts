@@ -146,7 +146,7 @@ export class FedModel {
     const varList = trainable.map((r) => r.variable.read() as tf.Variable);
     const dropouts = this.model.layers.filter((l) => l.getClassName() === 'Dropout') as unknown as Array<{ seed?: number }>;
     const extras = this.makeExtras(trainable, options, opts);
-    const hooks = this.stepHooks(options);
+    const hooks = this.stepHooks(options, data.labels);
     const optimizer = makeOptimizer(opts);
     const indices = new Uint32Array(data.length);
     let steps = 0;
@@ -459,9 +459,9 @@ export class FedModel {
   }
 
   /** The run's hooks: its declared terms built for this model, then its own hooks. */
-  private stepHooks(options: TrainOptions): StepHook[] {
+  private stepHooks(options: TrainOptions, labels: Int32Array): StepHook[] {
     this.reference = undefined;
-    const hooks = (options.stepTerms ?? []).map((term) => stepHookFor(term, this.numClasses));
+    const hooks = (options.stepTerms ?? []).map((term) => stepHookFor(term, this.numClasses, labels));
     hooks.push(...(options.stepHooks ?? []));
     if (hooks.length === 0 && (options.frozen?.length ?? 0) > 0) hooks.push({});
     if (hooks.some((hook) => hook.prepare)) {

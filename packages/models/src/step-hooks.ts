@@ -84,11 +84,12 @@ export interface ClassFeaturesTerm {
 
 /**
  * Balanced softmax (Ren et al. 2020; FedRoD's generic loss, Chen & Chao 2022, eq. 5): the
- * cross-entropy sees logits + log n_c, with n_c the learner's class counts.
+ * cross-entropy sees logits + log n_c, with n_c the class counts of the data the run trains on
+ * (or `classCounts` when given).
  */
 export interface BalancedSoftmaxTerm {
   kind: 'balanced_softmax';
-  classCounts: Float32Array;
+  classCounts?: Float32Array;
 }
 
 /**
@@ -105,8 +106,8 @@ export interface AuxHeadTerm {
 /** A per-step term declared as data, so it can travel to a worker thread. */
 export type StepTerm = ContrastiveTerm | PrototypeTerm | ClassFeaturesTerm | BalancedSoftmaxTerm | AuxHeadTerm;
 
-/** The hook that implements `term`. */
-export function stepHookFor(term: StepTerm, numClasses: number): StepHook {
+/** The hook that implements `term`; `labels` are those of the data the run trains on. */
+export function stepHookFor(term: StepTerm, numClasses: number, labels: Int32Array): StepHook {
   switch (term.kind) {
     case 'contrastive':
       return contrastiveHook(term);
@@ -115,7 +116,7 @@ export function stepHookFor(term: StepTerm, numClasses: number): StepHook {
     case 'class_features':
       return classFeaturesHook(numClasses);
     case 'balanced_softmax':
-      return balancedSoftmaxHook(term, numClasses);
+      return balancedSoftmaxHook(term.classCounts ?? labelCounts(labels, numClasses), numClasses);
     case 'aux_head':
       return auxHeadHook(term, numClasses);
     default:
@@ -195,11 +196,18 @@ function classFeaturesHook(numClasses: number): StepHook {
   };
 }
 
-function balancedSoftmaxHook(term: BalancedSoftmaxTerm, numClasses: number): StepHook {
-  if (term.classCounts.length !== numClasses) throw new Error(`balanced_softmax term: expected ${numClasses} class counts`);
+/** Samples per class. */
+export function labelCounts(labels: Int32Array, numClasses: number): Float32Array {
+  const counts = new Float32Array(numClasses);
+  for (const y of labels) counts[y]! += 1;
+  return counts;
+}
+
+function balancedSoftmaxHook(classCounts: Float32Array, numClasses: number): StepHook {
+  if (classCounts.length !== numClasses) throw new Error(`balanced_softmax term: expected ${numClasses} class counts`);
   // log 0 would be -Infinity, and 0 * -Infinity a NaN in the one-hot product: a very negative
   // finite value gives an absent class the same zero probability.
-  const prior = tf.tensor1d(Float32Array.from(term.classCounts, (n) => (n > 0 ? Math.log(n) : -1e4)));
+  const prior = tf.tensor1d(Float32Array.from(classCounts, (n) => (n > 0 ? Math.log(n) : -1e4)));
   return {
     lossLogits: (logits) => tf.add(logits, prior) as tf.Tensor2D,
     dispose: () => prior.dispose(),

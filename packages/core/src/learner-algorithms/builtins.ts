@@ -1,8 +1,14 @@
+import { dittoLearner } from './ditto.js';
+import { fedbabuLearner } from './fedbabu.js';
 import { fedbnLearner } from './fedbn.js';
 import { feddynLearner } from './feddyn.js';
 import { fednovaLearner } from './fednova.js';
 import { fedperLearner } from './fedper.js';
+import { fedprotoLearner } from './fedproto.js';
 import { fedproxLearner } from './fedprox.js';
+import { fedrepLearner } from './fedrep.js';
+import { fedrodLearner } from './fedrod.js';
+import { moonLearner } from './moon.js';
 import { dpSgdLearner, localDpLearner } from '../local-dp-learner.js';
 import { registerLearnerAlgorithm } from './registry.js';
 import { scaffoldLearner } from './scaffold.js';
@@ -24,6 +30,12 @@ export const BUILTIN_LEARNER_ALGORITHMS: readonly LearnerAlgorithmDefinition[] =
   fednovaLearner,
   feddynLearner,
   fedperLearner,
+  dittoLearner,
+  fedrepLearner,
+  fedbabuLearner,
+  fedrodLearner,
+  moonLearner,
+  fedprotoLearner,
   localDpLearner,
   dpSgdLearner,
 ];

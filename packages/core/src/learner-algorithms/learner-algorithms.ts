@@ -10,7 +10,10 @@ import { createLearnerAlgorithm, instructionOwner, learnerCapabilities } from '.
 import type {
   LearnerAlgorithm,
   LocalRoundContext,
+  LocalRun,
+  LocalTrainingContext,
   LocalTrainingOutcome,
+  RunLocalTraining,
   TrainingAdjustments,
   UpdateAdditions,
 } from './types.js';
@@ -93,6 +96,20 @@ export class LearnerAlgorithms {
       }
     }
     return merged;
+  }
+
+  /**
+   * The round's local training: the one active algorithm with a `localTraining` hook runs it
+   * through `run`, else one run from `ctx.start`. `run` gets the request's adjustments.
+   */
+  async localTraining(active: readonly ActiveAlgorithm[], ctx: Omit<LocalTrainingContext, 'instructions'>, run: RunLocalTraining): Promise<LocalRun> {
+    const owners = active.filter(({ algorithm }) => algorithm.localTraining);
+    if (owners.length > 1) {
+      throw new Error(`learner algorithms "${owners[0]!.algorithm.type}" and "${owners[1]!.algorithm.type}" both run local training`);
+    }
+    const owner = owners[0];
+    if (!owner) return run({ start: ctx.start });
+    return owner.algorithm.localTraining!({ ...ctx, instructions: owner.instructions }, run);
   }
 
   /** Collects extras and meta for the update, and keeps the local tensors of personalizing algorithms. */

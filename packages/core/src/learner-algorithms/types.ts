@@ -11,7 +11,37 @@ import type { TrainOptions, TrainResult } from '@oiafed/models';
  * What an algorithm changes in one round's local training: FedModel's per-step terms, applied
  * to every optimizer step (a proximal pull on the loss, a correction added to each gradient).
  */
-export type TrainingAdjustments = Pick<TrainOptions, 'proximalMu' | 'proximalCenter' | 'gradientCorrection' | 'dpSgd'>;
+export type TrainingAdjustments = Pick<
+  TrainOptions,
+  'proximalMu' | 'proximalCenter' | 'gradientCorrection' | 'dpSgd' | 'frozen' | 'stepTerms' | 'stepHooks'
+>;
+
+/** One local training run an algorithm asks the learner for, on the learner's training data. */
+export interface LocalRunRequest extends TrainingAdjustments {
+  /** The weights to start from (full layout). */
+  start: Float32Array;
+  /** Epochs of this run; default: the round's. */
+  epochs?: number;
+}
+
+/** What one local training run produced. */
+export interface LocalRun {
+  /** The trained weights (full layout). */
+  weights: Float32Array;
+  result: TrainResult;
+}
+
+/**
+ * Runs local training for an algorithm: the learner's model, data and optimizer settings, with
+ * the round's merged adjustments overridden by the request's.
+ */
+export type RunLocalTraining = (request: LocalRunRequest) => Promise<LocalRun>;
+
+/** What `localTraining` sees: the round, and the weights the default run would start from. */
+export interface LocalTrainingContext extends LocalRoundContext {
+  /** The global weights with this learner's kept tensors put back (see keepsLocal). */
+  start: Float32Array;
+}
 
 /** The learner's local optimizer settings for the round. */
 export interface LocalTrainingSettings {
@@ -70,6 +100,13 @@ export interface LearnerAlgorithm {
   beforeTraining?(ctx: LocalRoundContext): TrainingAdjustments | undefined;
   /** After local training: extras and meta for the aggregator; may update own state. */
   afterTraining?(outcome: LocalTrainingOutcome): UpdateAdditions | undefined;
+  /**
+   * Replaces the round's one training run (from `ctx.start` with beforeTraining's terms): the
+   * algorithm runs its own sequence through `train` (FedRep's head then body phases, Ditto's
+   * global and personal models) and returns the run whose weights go to the aggregator, with the
+   * result to report. At most one active algorithm may have it.
+   */
+  localTraining?(ctx: LocalTrainingContext, train: RunLocalTraining): Promise<LocalRun>;
   /**
    * After `afterTraining`: the weights to send instead of the trained ones (local DP's clipped and
    * noised update). Applied in the order the algorithms run, each to the previous one's result.

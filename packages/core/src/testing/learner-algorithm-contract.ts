@@ -18,9 +18,17 @@ export interface LearnerAlgorithmContractOptions {
   instructions?: Record<string, unknown>;
   /** Vectors its trainer side sends each round, sized like `global` (e.g. SCAFFOLD's server_control). */
   tensors?: (global: Float32Array) => Record<string, Float32Array>;
+  /**
+   * What local training returns besides weights for the algorithm's step terms (`TrainResult.outputs`,
+   * e.g. FedProto's `class_feature_sums` [2 x 3] and `class_counts` [2]). The layout's head is a
+   * linear classifier: `head/kernel` [3, 2] and `head/bias` [2], marked isHead.
+   */
+  trainOutputs?: Record<string, Float32Array>;
 }
 
-const layout = makeLayout([['body/kernel', 12], ['bn/gamma', 3, true], ['head/kernel', 6], ['head/bias', 2]]);
+const layout = makeLayout([['body/kernel', 12], ['bn/gamma', 3, true], ['head/kernel', 6], ['head/bias', 2]]).map((spec) =>
+  spec.name.startsWith('head/') ? { ...spec, isHead: true, shape: spec.name === 'head/kernel' ? [3, 2] : spec.shape } : spec,
+);
 const size = layout.reduce((n, spec) => n + spec.size, 0);
 const settings = { epochs: 1, batchSize: 8, lr: 0.1, optimizer: 'sgd' as const, momentum: 0, weightDecay: 0 };
 const result = { loss: 1, accuracy: 0.5, numSamples: 16, steps: 4, seconds: 0.01, samplesPerSecond: 1600 };
@@ -46,7 +54,7 @@ function oneRound(type: string, options: LearnerAlgorithmContractOptions, seed: 
   const start = algorithms.startWeights(global, layout, active);
   const adjustments = algorithms.beforeTraining(active, ctx);
   const local = vector(seed + 1);
-  const added = algorithms.afterTraining(active, { ...ctx, local, result });
+  const added = algorithms.afterTraining(active, { ...ctx, local, result: { ...result, outputs: options.trainOutputs } });
   return { algorithms, active, global, tensors, start, adjustments, local, added };
 }
 
@@ -88,6 +96,25 @@ export function describeLearnerAlgorithmContract(type: string, options: LearnerA
       for (const [name, v] of Object.entries(round.added.meta)) {
         expect(['number', 'string', 'boolean'], `meta.${name}`).toContain(typeof v);
       }
+    });
+
+    it('runs its own local training (if it does) through the learner: model-sized requests, known frozen tensors', async () => {
+      const algorithms = new LearnerAlgorithms({ type, args: options.args });
+      const active = algorithms.forRound(options.instructions ?? {});
+      const global = vector(51);
+      const ctx = { round: 1, global, layout, tensors: options.tensors?.(global) ?? {}, settings };
+      const start = algorithms.startWeights(global, layout, active);
+      let runs = 0;
+      const run = await algorithms.localTraining(active, { ...ctx, start }, async (request) => {
+        runs += 1;
+        expectSizedAndFinite('a run\'s start', request.start);
+        for (const name of request.frozen ?? []) expect(layout.map((spec) => spec.name), 'frozen tensor').toContain(name);
+        if (request.epochs !== undefined) expect(Number.isInteger(request.epochs) && request.epochs >= 0).toBe(true);
+        return { weights: vector(51 + runs), result: { ...result, outputs: options.trainOutputs } };
+      });
+      expect(runs).toBeGreaterThanOrEqual(1);
+      expectSizedAndFinite('the weights to send', run.weights);
+      expect(global).toEqual(vector(51));
     });
 
     it('is deterministic, and two learners do not share state', () => {

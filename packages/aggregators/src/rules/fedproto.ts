@@ -1,0 +1,127 @@
+import type { AggregateResult, AggregatorState, ClientUpdate, JsonSchemaObject, RoundContext, RoundPlan } from '../types.js';
+import { checkStateKeys, checkUpdate, requireUpdates, stateNumber, stateVector } from './common.js';
+import type { Aggregator } from '../types.js';
+
+/** Instruction key (value: lambda), learner extra and plan tensor of FedProto. */
+export const FEDPROTO_INSTRUCTION = 'fedproto';
+export const FEDPROTO_LOCAL = 'class_prototypes';
+export const FEDPROTO_GLOBAL = 'global_prototypes';
+
+/** Args of `fedproto`. */
+export interface FedProtoArgs {
+  /** lambda of the learners' prototype regularizer. */
+  lambda?: number;
+}
+
+export const fedProtoSchema: JsonSchemaObject = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { lambda: { type: 'number', exclusiveMinimum: 0, default: 1, description: "Weight of the learners' prototype loss." } },
+};
+
+/**
+ * Per-class vectors and per-class counts in one vector of the model's length (extras and plan
+ * tensors are model-sized): `[classes * dim]` prototypes, then `[classes]` counts, then zeros.
+ */
+export function packPrototypes(prototypes: Float32Array, counts: Float32Array, length: number): Float32Array {
+  if (prototypes.length + counts.length > length) {
+    throw new Error(`fedproto: ${counts.length} prototypes of ${prototypes.length / counts.length} values do not fit a model of ${length} weights`);
+  }
+  const packed = new Float32Array(length);
+  packed.set(prototypes, 0);
+  packed.set(counts, prototypes.length);
+  return packed;
+}
+
+/** The inverse of {@link packPrototypes}. */
+export function unpackPrototypes(packed: Float32Array, classes: number, dim: number): { prototypes: Float32Array; counts: Float32Array } {
+  return { prototypes: packed.slice(0, classes * dim), counts: packed.slice(classes * dim, classes * dim + classes) };
+}
+
+/**
+ * FedProto, server side (Tan et al. 2022, "FedProto: Federated Prototype Learning across
+ * Heterogeneous Clients", AAAI, eq. 6 as the authors' code computes it): the global prototype of
+ * class j is the mean of the local prototypes C_i^(j) over the learners i in N_j that have class
+ * j (each learner counts once; the paper's printed eq. 6 also weighs by |D_ij| / N_j and divides
+ * by |N_j|, which would shrink prototypes, and its code does not). No model weights are shared:
+ * the global weights stay as they are (learners keep their whole model), so FedProto's "global
+ * accuracy" is that of the initial model; its personalized accuracy is the one to read. A class
+ * no learner of the round has keeps its previous global prototype.
+ */
+export class FedProto implements Aggregator {
+  readonly type = 'fedproto';
+  readonly lambda: number;
+  private global: { prototypes: Float32Array; counts: Float32Array; classes: number; dim: number } | undefined;
+
+  constructor(args: FedProtoArgs = {}) {
+    this.lambda = args.lambda ?? 1;
+  }
+
+  configureRound(ctx: RoundContext): RoundPlan {
+    const plan: RoundPlan = { instructions: { [FEDPROTO_INSTRUCTION]: this.lambda } };
+    if (this.global) plan.tensors = { [FEDPROTO_GLOBAL]: packPrototypes(this.global.prototypes, this.global.counts, ctx.global.length) };
+    return plan;
+  }
+
+  aggregate(ctx: RoundContext, updates: readonly ClientUpdate[]): AggregateResult {
+    requireUpdates(this.type, updates.length);
+    const { classes, dim } = shapeOf(updates);
+    const sums = new Float64Array(classes * dim);
+    const holders = new Float64Array(classes);
+    for (const update of updates) {
+      checkUpdate(this.type, ctx, update);
+      const packed = update.extras?.[FEDPROTO_LOCAL];
+      if (!(packed instanceof Float32Array) || packed.length !== ctx.global.length) {
+        throw new Error(`fedproto: update from "${update.clientId}" lacks extras.${FEDPROTO_LOCAL} of the model's length`);
+      }
+      const local = unpackPrototypes(packed, classes, dim);
+      for (let j = 0; j < classes; j++) {
+        if (!(local.counts[j]! > 0)) continue;
+        holders[j]! += 1;
+        for (let k = 0; k < dim; k++) sums[j * dim + k]! += local.prototypes[j * dim + k]!;
+      }
+    }
+    const previous = this.global?.classes === classes && this.global.dim === dim ? this.global : undefined;
+    const prototypes = previous ? previous.prototypes.slice() : new Float32Array(classes * dim);
+    const counts = previous ? previous.counts.slice() : new Float32Array(classes);
+    for (let j = 0; j < classes; j++) {
+      if (holders[j] === 0) continue;
+      counts[j] = holders[j]!;
+      for (let k = 0; k < dim; k++) prototypes[j * dim + k] = sums[j * dim + k]! / holders[j]!;
+    }
+    this.global = { prototypes, counts, classes, dim };
+    const known = counts.reduce((n, c) => n + (c > 0 ? 1 : 0), 0);
+    return { weights: ctx.global.slice(), metrics: { num_updates: updates.length, prototype_classes: known } };
+  }
+
+  getState(): AggregatorState {
+    if (!this.global) return {};
+    const { prototypes, counts, classes, dim } = this.global;
+    return { prototypes: prototypes.slice(), counts: counts.slice(), classes, dim };
+  }
+
+  setState(state: AggregatorState): void {
+    checkStateKeys(this.type, state, ['prototypes', 'counts', 'classes', 'dim']);
+    const prototypes = stateVector(this.type, state, 'prototypes');
+    const counts = stateVector(this.type, state, 'counts');
+    const classes = stateNumber(this.type, state, 'classes', 0);
+    const dim = stateNumber(this.type, state, 'dim', 0);
+    this.global = prototypes && counts ? { prototypes, counts, classes, dim } : undefined;
+  }
+}
+
+/** Classes and prototype size the learners report (meta.proto_classes, meta.proto_dim), the same for all. */
+function shapeOf(updates: readonly ClientUpdate[]): { classes: number; dim: number } {
+  const first = updates[0]!.meta ?? {};
+  const classes = first.proto_classes;
+  const dim = first.proto_dim;
+  if (typeof classes !== 'number' || typeof dim !== 'number' || !(classes >= 1) || !(dim >= 1)) {
+    throw new Error(`fedproto: update from "${updates[0]!.clientId}" lacks meta.proto_classes / meta.proto_dim (is its learner fedproto?)`);
+  }
+  for (const u of updates) {
+    if (u.meta?.proto_classes !== classes || u.meta?.proto_dim !== dim) {
+      throw new Error(`fedproto: learners disagree on the prototype shape (${u.clientId} differs from ${updates[0]!.clientId})`);
+    }
+  }
+  return { classes, dim };
+}
