@@ -76,6 +76,8 @@ export async function selectComputeBackend(config: NodeConfig, logger: Logger): 
 export interface NodeData {
   train?: ArrayDataset;
   test?: ArrayDataset;
+  /** A learner's own held-out split (`partition.test_fraction`), for personalized evaluation. */
+  localTest?: ArrayDataset;
 }
 
 /** The trainer keeps only test splits (for evaluation); a learner loads its partition. */
@@ -101,6 +103,8 @@ export async function loadNodeData(config: NodeConfig, logger: Logger): Promise<
     const loaded = wantsPartition ? await loadPartition(partitionSpec, options) : await loadDataset(spec, options);
     if (loaded.train) data.train = loaded.train;
     if (loaded.test) data.test = loaded.test;
+    const { localTest } = loaded as { localTest?: ArrayDataset };
+    if (localTest) data.localTest = localTest;
   }
   return data;
 }
@@ -120,7 +124,7 @@ export function buildModel(config: NodeConfig, data: NodeData): FedModel {
 export function buildAggregator(config: NodeConfig): Aggregator {
   requirePrepared(config, `aggregator ${config.aggregator.type}`);
   const rule = createAggregator({ type: config.aggregator.type, args: config.aggregator.args });
-  return config.differential_privacy ? withDifferentialPrivacy(rule, config.differential_privacy, config.trainer.args) : rule;
+  return config.differential_privacy ? withDifferentialPrivacy(rule, config.differential_privacy, config.trainer.args, config) : rule;
 }
 
 export interface TransportBuildOptions {

@@ -57,6 +57,7 @@ function partitioned(dataset: DatasetConfig, index: number, numClients: number):
     partition: {
       strategy: dataset.partition?.strategy ?? 'iid',
       ...(dataset.partition?.config ? { config: dataset.partition.config } : {}),
+      ...(dataset.partition?.test_fraction ? { test_fraction: dataset.partition.test_fraction } : {}),
       num_partitions: numClients,
       partition_id: index,
     },

@@ -19,6 +19,7 @@ export type {
   LocalRoundContext,
   LocalTrainingOutcome,
   LocalTrainingSettings,
+  PersonalizationContext,
   TrainingAdjustments,
   UpdateAdditions,
 } from './learner-algorithms/types.js';
@@ -81,4 +82,6 @@ export type { CheckpointState } from './checkpoint.js';
 export { learnerEpochProgress, trainerProgress, watchRegistrations } from './progress.js';
 export type { EpochInfo, ProgressHookOptions, ProgressStream } from './progress.js';
 export { recordLocalTraining, trackTransportBytes } from './learner-metrics.js';
+export { collectPersonalizedEvaluation, summarizePersonalized } from './personalized-eval.js';
+export type { LearnerEvaluation, PersonalizedAccuracy } from './personalized-eval.js';
 export type { LocalTrainInfo } from './learner-metrics.js';

@@ -14,7 +14,9 @@ import { compressUpdate, type UpdateCompression } from './compression.js';
 import { LearnerAlgorithms } from './learner-algorithms/learner-algorithms.js';
 import { learnerCapabilities } from './learner-algorithms/registry.js';
 import type { LocalRun, LocalRunRequest } from './learner-algorithms/types.js';
+import type { LocalTrainingSettings } from './learner-algorithms/types.js';
 import { Mutex } from './mutex.js';
+import { evaluatePersonalizedModel } from './personalized-eval.js';
 import {
   LearnerMethods,
   type EvaluateRequestBody,
@@ -48,6 +50,11 @@ export interface LearnerOptions {
   createModel?: (spec: ModelSpecBody) => FedModel;
   trainData: ArrayDataset;
   testData?: ArrayDataset;
+  /**
+   * This learner's own held-out split (`partition.test_fraction`): the trainer asks it to
+   * evaluate its personalized model there at evaluation rounds (personalized-eval.ts).
+   */
+  localTestData?: ArrayDataset;
   settings: LearnerSettings;
   seed: number;
   /** `learner.type`: the registered learner algorithm this learner runs (default: `default`, plain SGD). */
@@ -97,6 +104,7 @@ export class Learner {
     const { transport } = options;
     transport.handle(LearnerMethods.train, (payload, ctx) => this.onTrain(payload, ctx));
     transport.handle(LearnerMethods.evaluate, (payload) => this.onEvaluate(payload));
+    transport.handle(LearnerMethods.evaluatePersonalized, (payload, ctx) => this.onEvaluatePersonalized(payload, ctx));
     transport.handle(LearnerMethods.info, () => ({ body: this.info() }));
     transport.handle(LearnerMethods.shutdown, (payload) => {
       const body = (payload.body ?? { reason: 'trainer finished' }) as ShutdownBody;
@@ -242,6 +250,35 @@ export class Learner {
     return compressUpdate(local, global, layout, compression, residual);
   }
 
+  /** The personalized model (global + what stays local, or the algorithm's own) on this learner's own split. */
+  private async onEvaluatePersonalized(payload: Payload, ctx: CallContext): Promise<Payload> {
+    const request = payload.body as EvaluateRequestBody;
+    const testData = this.options.localTestData;
+    if (!testData || testData.length === 0) throw new PayloadMismatchError('this learner holds no test split of its own (partition.test_fraction)');
+    if (!request || typeof request.round !== 'number') throw new PayloadMismatchError('personalized evaluation request has no round');
+    const model = this.ensureModel(request.model);
+    const global = tensorsToWeights(payload.tensors, model.layout);
+    const { settings } = this.options;
+    const trainOptions = this.trainOptions({ round: request.round, model: request.model, config: { local_epochs: settings.localEpochs ?? 1 }, instructions: {} }, ctx);
+    const pool = this.options.trainPool;
+    return this.lock.runExclusive(async () => {
+      const body = await evaluatePersonalizedModel({
+        round: request.round,
+        global,
+        model,
+        algorithms: this.algorithms,
+        trainData: this.options.trainData,
+        testData,
+        settings: fineTuneSettings(trainOptions),
+        trainOptions,
+        train: (m, data, options) => (pool ? pool.train(m, data, options) : m.train(data, options)),
+        evalBatchSize: settings.evalBatchSize ?? 256,
+        threads: settings.threads,
+      });
+      return { body };
+    });
+  }
+
   private async onEvaluate(payload: Payload): Promise<Payload> {
     const request = payload.body as EvaluateRequestBody;
     const { testData, trainData } = this.options;
@@ -265,6 +302,12 @@ export class Learner {
       }
     });
   }
+}
+
+/** The settings a personalization hook's fine-tuning starts from. */
+function fineTuneSettings(options: TrainOptions): LocalTrainingSettings {
+  const { epochs, batchSize, lr, optimizer } = options;
+  return { epochs, batchSize, lr, optimizer, momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0 };
 }
 
 function effectiveCompression(

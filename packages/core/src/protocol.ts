@@ -10,6 +10,8 @@ import { builtinCapabilities } from './learner-algorithms/builtins.js';
 export const LearnerMethods = {
   train: 'oiafed.learner.train',
   evaluate: 'oiafed.learner.evaluate',
+  /** The learner's personalized model on its own held-out split (personalized-eval.ts). */
+  evaluatePersonalized: 'oiafed.learner.evaluate_personalized',
   info: 'oiafed.learner.info',
   shutdown: 'oiafed.learner.shutdown',
 } as const;
@@ -20,6 +22,8 @@ export const RegistrationKeys = {
   capabilities: 'oiafed.capabilities',
   numSamples: 'oiafed.num_samples',
   backend: 'oiafed.backend',
+  /** Size of the learner's own held-out split (`partition.test_fraction`); absent or 0: none. */
+  localTestSamples: 'oiafed.local_test_samples',
 } as const;
 
 /**

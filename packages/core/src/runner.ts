@@ -227,6 +227,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
       rounds: summary.rounds.length,
       final_accuracy: summary.finalAccuracy,
       final_loss: summary.finalLoss,
+      ...(summary.finalPersonalizedAccuracy === undefined ? {} : { final_personalized_accuracy: summary.finalPersonalizedAccuracy }),
       stopped_by: summary.stoppedBy,
       stop_reason: summary.stopReason,
       seconds: summary.seconds,
@@ -282,6 +283,8 @@ async function buildLearner(
       [RegistrationKeys.capabilities]: learnerCapabilities().join(','),
       [RegistrationKeys.numSamples]: String(data.train.length),
       [RegistrationKeys.backend]: backendName,
+      // The trainer asks only learners holding a split of their own for personalized evaluation.
+      ...(data.localTest?.length ? { [RegistrationKeys.localTestSamples]: String(data.localTest.length) } : {}),
     },
   });
   const args = config.learner.args;
@@ -292,6 +295,7 @@ async function buildLearner(
     createModel: createModelFromSpec,
     trainData: data.train,
     testData: data.test,
+    localTestData: data.localTest,
     settings: {
       batchSize: args.batch_size,
       lr: args.lr,

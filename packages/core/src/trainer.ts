@@ -30,6 +30,7 @@ import {
   type TrainResponseBody,
 } from './protocol.js';
 import { decodeUpdateWeights } from './compression.js';
+import { collectPersonalizedEvaluation, formatPersonalized, personalizedRecordFields, type PersonalizedAccuracy } from './personalized-eval.js';
 import { privacyStopReason } from './local-dp.js';
 import { PayloadMismatchError, extrasToTensors, tensorsToExtras, tensorsToWeights, weightsToTensors } from './serde.js';
 import { announcedSampleCount, checkReplyScalars, clipUpdateNorm, firstNonFinite } from './update-checks.js';
@@ -91,6 +92,8 @@ export interface TrainingSummary {
   rounds: RoundRecord[];
   finalAccuracy?: number;
   finalLoss?: number;
+  /** Learners' personalized accuracy (weighted mean) at the last round that had one. */
+  finalPersonalizedAccuracy?: number;
   stoppedBy: 'max_rounds' | 'callback' | 'aborted';
   stopReason?: string;
   seconds: number;
@@ -206,6 +209,7 @@ export class Trainer {
       rounds: history,
       finalAccuracy: last?.accuracy,
       finalLoss: last?.loss,
+      finalPersonalizedAccuracy: history.filter((r) => r.personalized_accuracy !== undefined).pop()?.personalized_accuracy,
       stoppedBy,
       stopReason: this.stopReason,
       seconds: (performance.now() - started) / 1000,
@@ -375,7 +379,8 @@ export class Trainer {
     if (!outcome) return undefined;
     const aggregation = this.aggregatePhase(ctx, outcome);
     const evaluation = await this.evaluate(round, outcome.collected.map((c) => c.update.clientId));
-    return this.recordRound({ round, started, statsBefore, selected, outcome, aggregation, evaluation });
+    const personalized = await this.personalizedPhase(round);
+    return this.recordRound({ round, started, statsBefore, selected, outcome, aggregation, evaluation, personalized });
   }
 
   /** Configure: the rule's plan for the round (the one asked before round 1 serves that round). */
@@ -518,6 +523,7 @@ export class Trainer {
     outcome: RoundOutcome;
     aggregation: { aggregated: boolean; error?: string };
     evaluation: Awaited<ReturnType<Trainer['evaluate']>>;
+    personalized: PersonalizedAccuracy | undefined;
   }): RoundRecord {
     const { round, started, statsBefore, selected, outcome, aggregation, evaluation } = phases;
     const { collected, failed } = outcome;
@@ -536,6 +542,7 @@ export class Trainer {
       accuracy: evaluation?.accuracy,
       loss: evaluation?.loss,
       eval_source: evaluation?.source,
+      ...personalizedRecordFields(phases.personalized),
       train_loss: weightedMean((c) => c.trainLoss),
       train_accuracy: weightedMean((c) => c.trainAccuracy),
       duration_s: (performance.now() - started) / 1000,
@@ -560,6 +567,12 @@ export class Trainer {
     if (record.accuracy !== undefined) metrics.globalAccuracy.set(record.accuracy);
     if (record.loss !== undefined) metrics.globalLoss.set(record.loss);
     if (typeof record.dp_epsilon === 'number') metrics.dpEpsilon.set(record.dp_epsilon);
+    if (record.personalized_accuracy !== undefined) {
+      metrics.personalizedAccuracy.set(record.personalized_accuracy);
+      metrics.personalizedAccuracyStd.set(record.personalized_accuracy_std ?? 0);
+      metrics.personalizedAccuracyMin.set(record.personalized_accuracy_min ?? record.personalized_accuracy);
+      metrics.personalizedAccuracyMax.set(record.personalized_accuracy_max ?? record.personalized_accuracy);
+    }
   }
 
   /**
@@ -639,9 +652,7 @@ export class Trainer {
     round: number,
     participants: string[],
   ): Promise<{ accuracy: number; loss: number; source: 'trainer' | 'learners' } | undefined> {
-    const { evalEvery, maxRounds } = this.options.settings;
-    const due = evalEvery > 0 && (round % evalEvery === 0 || round === maxRounds);
-    if (!due) return undefined;
+    if (!this.evaluationDue(round)) return undefined;
     const { testData, model } = this.options;
     if (testData && testData.length > 0) {
       model.setWeights(this.global);
@@ -649,6 +660,31 @@ export class Trainer {
       return { accuracy: result.accuracy, loss: result.loss, source: 'trainer' };
     }
     return this.federatedEvaluate(round, participants);
+  }
+
+  /** Whether `round` evaluates: every eval_every rounds and the last one. */
+  private evaluationDue(round: number): boolean {
+    const { evalEvery, maxRounds } = this.options.settings;
+    return evalEvery > 0 && (round % evalEvery === 0 || round === maxRounds);
+  }
+
+  /**
+   * Personalized evaluation, at the rounds that evaluate: learners holding a test split of their
+   * own evaluate their personalized models on it (personalized-eval.ts); undefined when none does.
+   */
+  private async personalizedPhase(round: number): Promise<PersonalizedAccuracy | undefined> {
+    if (!this.evaluationDue(round) || this.options.signal?.aborted) return undefined;
+    return collectPersonalizedEvaluation({
+      transport: this.options.transport,
+      learners: this.learners(),
+      round,
+      global: this.global,
+      layout: this.layout,
+      modelSpec: this.options.modelSpec,
+      timeoutMs: this.options.settings.roundTimeoutS * 1000,
+      signal: this.options.signal,
+      logger: this.logger,
+    });
   }
 
   /** Without a test split on the trainer, learners evaluate the new global model on their own data. */
@@ -738,7 +774,7 @@ export function formatRoundLine(record: RoundRecord, maxRounds: number): string 
   const eps = typeof record.dp_epsilon === 'number' ? `  eps=${record.dp_epsilon.toFixed(3)}` : '';
   return (
     `round ${String(record.round).padStart(width)}/${maxRounds}  learners ${record.participants}/${record.selected}` +
-    `  accuracy ${percent(record.accuracy)}  loss ${loss}  ${record.duration_s.toFixed(2)}s${eps}${failed}`
+    `  accuracy ${percent(record.accuracy)}  loss ${loss}${formatPersonalized(record)}  ${record.duration_s.toFixed(2)}s${eps}${failed}`
   );
 }
 
@@ -747,5 +783,7 @@ export function formatSummary(summary: TrainingSummary): string {
   const accuracy = summary.finalAccuracy === undefined ? 'n/a' : `${(summary.finalAccuracy * 100).toFixed(2)}%`;
   const loss = summary.finalLoss === undefined ? 'n/a' : summary.finalLoss.toFixed(4);
   const why = summary.stoppedBy === 'callback' ? ` (stopped early: ${summary.stopReason})` : summary.stoppedBy === 'aborted' ? ' (aborted)' : '';
-  return `done: ${rounds} rounds in ${summary.seconds.toFixed(1)}s, final accuracy ${accuracy}, loss ${loss}${why}`;
+  const personalized =
+    summary.finalPersonalizedAccuracy === undefined ? '' : `, personalized accuracy ${(summary.finalPersonalizedAccuracy * 100).toFixed(2)}%`;
+  return `done: ${rounds} rounds in ${summary.seconds.toFixed(1)}s, final accuracy ${accuracy}, loss ${loss}${personalized}${why}`;
 }

@@ -40,6 +40,21 @@ export function roundSeries(rounds: readonly StoredRoundRecord[], key: string, n
   return { name, color, points };
 }
 
+/**
+ * The global model's accuracy, and when learners evaluated personalized models on their own
+ * splits (`personalized_accuracy`), their weighted mean with the lowest and highest learner.
+ */
+function accuracySeries(rounds: readonly StoredRoundRecord[]): Series[] {
+  const personalized = roundSeries(rounds, 'personalized_accuracy', 'personalized (mean)', COLORS[2]);
+  if (personalized.points.length === 0) return [roundSeries(rounds, 'accuracy', 'accuracy', COLORS[0])];
+  return [
+    roundSeries(rounds, 'accuracy', 'global', COLORS[0]),
+    personalized,
+    roundSeries(rounds, 'personalized_accuracy_min', 'personalized min', COLORS[4]),
+    roundSeries(rounds, 'personalized_accuracy_max', 'personalized max', COLORS[3]),
+  ];
+}
+
 /** Which of the run charts to build: accuracy and loss always, participants and duration on request. */
 export type RunChart = 'accuracy' | 'loss' | 'participants' | 'duration';
 
@@ -48,16 +63,22 @@ export function runCharts(
   rounds: readonly StoredRoundRecord[],
   which: readonly RunChart[] = ['accuracy', 'loss', 'participants', 'duration'],
 ): ChartSpec[] {
-  const accuracy = roundSeries(rounds, 'accuracy', 'accuracy', COLORS[0]);
+  const accuracy = accuracySeries(rounds);
   // Accuracy is a ratio by contract; a config that logs percentages still gets a sane axis.
-  const ratio = accuracy.points.every(([, v]) => v >= 0 && v <= 1);
+  const ratio = accuracy.every((s) => s.points.every(([, v]) => v >= 0 && v <= 1));
   let span: [number, number] = [0, 0];
   if (rounds.length > 0) {
     span = [rounds[0].round, rounds[0].round];
     for (const r of rounds) span = [Math.min(span[0], r.round), Math.max(span[1], r.round)];
   }
   const all: Record<RunChart, ChartSpec> = {
-    accuracy: { title: 'Global accuracy', yLabel: 'accuracy', series: [accuracy], format: ratio ? pct : num, rounds: span },
+    accuracy: {
+      title: accuracy.length > 1 ? 'Accuracy: global and personalized' : 'Global accuracy',
+      yLabel: 'accuracy',
+      series: accuracy,
+      format: ratio ? pct : num,
+      rounds: span,
+    },
     loss: {
       title: 'Loss',
       yLabel: 'loss',

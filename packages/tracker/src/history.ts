@@ -39,6 +39,21 @@ export interface RoundRecord {
   aggregated: boolean;
   /** Why the round's updates did not replace the global model (rule error, non-finite aggregate). */
   aggregation_error?: string;
+  /**
+   * Personalized evaluation (learners with their own test split, `partition.test_fraction`): the
+   * learners' accuracy of their personalized models, weighted by test samples (0..1).
+   */
+  personalized_accuracy?: number;
+  /** The learners' personalized loss, weighted the same way. */
+  personalized_loss?: number;
+  /** Weighted standard deviation of the learners' personalized accuracies. */
+  personalized_accuracy_std?: number;
+  /** Lowest personalized accuracy of one learner. */
+  personalized_accuracy_min?: number;
+  /** Highest personalized accuracy of one learner. */
+  personalized_accuracy_max?: number;
+  /** Learners whose personalized evaluation counted. */
+  personalized_learners?: number;
   [k: string]: unknown;
 }
 

@@ -35,6 +35,14 @@ export interface NodeMetrics {
   globalAccuracy: Gauge;
   /** `oiafed_global_loss` */
   globalLoss: Gauge;
+  /** `oiafed_personalized_accuracy`: learners' personalized models on their own splits, sample-weighted mean (0..1) */
+  personalizedAccuracy: Gauge;
+  /** `oiafed_personalized_accuracy_std`: weighted standard deviation of those accuracies */
+  personalizedAccuracyStd: Gauge;
+  /** `oiafed_personalized_accuracy_min` */
+  personalizedAccuracyMin: Gauge;
+  /** `oiafed_personalized_accuracy_max` */
+  personalizedAccuracyMax: Gauge;
   /** `oiafed_dp_epsilon`: differential privacy spent so far (largest over learners for local DP and DP-SGD) */
   dpEpsilon: Gauge;
   /** `oiafed_current_round` */
@@ -122,6 +130,18 @@ export function createNodeMetrics(options: CreateNodeMetricsOptions): NodeMetric
     }),
     globalAccuracy: new Gauge({ name: 'oiafed_global_accuracy', help: 'Accuracy (0..1) of the global model at the last evaluation.', registers }),
     globalLoss: new Gauge({ name: 'oiafed_global_loss', help: 'Loss of the global model at the last evaluation.', registers }),
+    personalizedAccuracy: new Gauge({
+      name: 'oiafed_personalized_accuracy',
+      help: "Learners' personalized-model accuracy (0..1) on their own test splits at the last evaluation, weighted by test samples.",
+      registers,
+    }),
+    personalizedAccuracyStd: new Gauge({
+      name: 'oiafed_personalized_accuracy_std',
+      help: "Weighted standard deviation of the learners' personalized accuracies at the last evaluation.",
+      registers,
+    }),
+    personalizedAccuracyMin: new Gauge({ name: 'oiafed_personalized_accuracy_min', help: 'Lowest personalized accuracy of one learner at the last evaluation.', registers }),
+    personalizedAccuracyMax: new Gauge({ name: 'oiafed_personalized_accuracy_max', help: 'Highest personalized accuracy of one learner at the last evaluation.', registers }),
     dpEpsilon: new Gauge({
       name: 'oiafed_dp_epsilon',
       help: 'Differential privacy epsilon spent so far at the configured delta (central: by the trainer; local, dp_sgd: the largest a learner reported).',

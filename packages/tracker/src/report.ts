@@ -104,6 +104,17 @@ function summaryTable(rounds: StoredRoundRecord[]): string {
     rows.push(['Final accuracy', `${pct(acc[1])} (round ${acc[0].round})`]);
     rows.push(['Best accuracy', `${pct(bestAcc[1])} (round ${bestAcc[0].round})`]);
   }
+  const personal = lastOf('personalized_accuracy');
+  if (personal) {
+    const r = personal[0];
+    const spread = [r.personalized_accuracy_std, r.personalized_accuracy_min, r.personalized_accuracy_max].map((v) => opt(v, pct));
+    rows.push([
+      'Final personalized accuracy',
+      `${pct(personal[1])} (round ${r.round}; ${opt(r.personalized_learners, String)} learners on their own test splits, weighted sd ${spread[0]}, min ${spread[1]}, max ${spread[2]})`,
+    ]);
+    const bestPersonal = best('personalized_accuracy', (a, b) => a > b)!;
+    rows.push(['Best personalized accuracy', `${pct(bestPersonal[1])} (round ${bestPersonal[0].round})`]);
+  }
   const loss = lastOf('loss');
   const minLoss = best('loss', (a, b) => a < b);
   if (loss && minLoss) {
@@ -148,6 +159,7 @@ function roundsTable(rounds: StoredRoundRecord[]): string {
     ['round', (r) => String(r.round)],
     ['participants', (r) => String(r.participants)],
     ['accuracy', (r) => opt(r.accuracy, pct)],
+    ['personalized', (r) => opt(r.personalized_accuracy, pct)],
     ['loss', (r) => opt(r.loss, num)],
     ['train loss', (r) => opt(r.train_loss, num)],
     ['epsilon', (r) => opt(r.dp_epsilon, num)],
@@ -156,6 +168,8 @@ function roundsTable(rounds: StoredRoundRecord[]): string {
     ['received', (r) => opt(r.bytes_received, bytes)],
     ['finished', (r) => r.timestamp],
   ];
+  // The personalized column only for runs whose learners held their own test splits.
+  if (!rounds.some((r) => typeof r.personalized_accuracy === 'number')) cols.splice(cols.findIndex(([h]) => h === 'personalized'), 1);
   const head = `<thead><tr>${cols.map(([h]) => `<th>${h}</th>`).join('')}</tr></thead>`;
   const body = rounds.map((r) => `<tr>${cols.map(([, f]) => `<td>${esc(f(r))}</td>`).join('')}</tr>`).join('\n');
   return `<table>${head}<tbody>\n${body}\n</tbody></table>`;

@@ -82,6 +82,11 @@ export class LearnerAlgorithms {
     return weights;
   }
 
+  /** Every algorithm instance this learner has run so far (the configured one first). */
+  instancesSoFar(): LearnerAlgorithm[] {
+    return [...this.instances.values()];
+  }
+
   /** Merges the active algorithms' per-step terms; two setting the same term is an error. */
   beforeTraining(active: readonly ActiveAlgorithm[], round: Omit<LocalRoundContext, 'instructions'>): TrainingAdjustments {
     const merged: TrainingAdjustments = {};

@@ -112,7 +112,34 @@ export interface LearnerAlgorithm {
    * noised update). Applied in the order the algorithms run, each to the previous one's result.
    */
   transformUpdate?(outcome: LocalTrainingOutcome): Float32Array | undefined;
+  /**
+   * Personalized evaluation: the weights this learner's personalized model has, when they are not
+   * simply the global model with the kept local tensors over it (`ctx.weights`), e.g. FedBABU
+   * fine-tunes the head first, Ditto evaluates its own personal model. Undefined keeps `ctx.weights`.
+   * Must not change the algorithm's training state (the evaluation happens between rounds).
+   */
+  personalizedWeights?(ctx: PersonalizationContext): Float32Array | undefined | Promise<Float32Array | undefined>;
 }
+
+/** What {@link LearnerAlgorithm.personalizedWeights} sees. */
+export interface PersonalizationContext {
+  /** The round whose global model is evaluated. */
+  round: number;
+  /** That round's global weights (full layout); read-only. */
+  global: Float32Array;
+  /** The global weights with every kept local tensor over them, or an earlier algorithm's result; read-only. */
+  weights: Float32Array;
+  layout: WeightLayout;
+  settings: Readonly<LocalTrainingSettings>;
+  /**
+   * Trains the learner's model from `start` on its own train split with the learner's settings
+   * (overridden by `options`, e.g. `epochs`, `frozen`) and returns the trained weights. Nothing
+   * of it is kept: the next round starts from the trainer's model as always.
+   */
+  train(start: Float32Array, options?: Partial<TrainOptions>): Promise<Float32Array>;
+}
+
+
 
 /** A registered learner algorithm: how configs name it, what it accepts, how to build one. */
 export interface LearnerAlgorithmDefinition {
