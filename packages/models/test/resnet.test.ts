@@ -1,3 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -249,5 +254,50 @@ describe('resnet18, CIFAR stem', () => {
     const before = (await m.train(data, { epochs: 1, batchSize: 2, lr: 0.01, optimizer: 'sgd', seed: 1 })).loss;
     expect(trainingModeLoss(m, data)).toBeLessThan(before);
     m.dispose();
+  });
+});
+
+/** Debian's python3-torch, where installed (the federation bench's baseline uses it too). */
+const PYTHON = '/usr/bin/python3';
+const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+
+/** Our logits in inference and training mode, written with the weights for the PyTorch script. */
+function writeReferenceCase(m: FedModel, dir: string, seed: number): void {
+  const rand = lcg(seed);
+  const flat = m.getWeights();
+  // Batch-norm tensors away from their initial 1/0 so inference mode exercises them.
+  for (const s of m.layout.filter((t) => t.isNormalization)) {
+    const [lo, hi] = /gamma|variance/.test(s.name) ? [0.5, 1.5] : [-0.2, 0.2];
+    for (let i = s.offset; i < s.offset + s.size; i++) flat[i] = lo + (hi - lo) * rand();
+  }
+  m.setWeights(flat);
+  const input = randomData(2, [32, 32, 3], m.numClasses, seed).features;
+  const logits = (training: boolean): Float32Array =>
+    tf.tidy(() => (m.model.apply(tf.tensor(input, [2, 32, 32, 3]), { training }) as tf.Tensor).dataSync() as Float32Array);
+  writeFileSync(join(dir, 'layout.json'), JSON.stringify(m.layout));
+  writeFileSync(join(dir, 'weights.bin'), flat);
+  writeFileSync(join(dir, 'input.bin'), input);
+  writeFileSync(join(dir, 'eval.bin'), logits(false));
+  writeFileSync(join(dir, 'train.bin'), logits(true));
+}
+
+describe.skipIf(!hasTorch)('the ResNets equal the PyTorch reference implementations (python3-torch)', () => {
+  it.each(['resnet20', 'resnet18'])('%s: same logits from the same weights, inference and training mode', (type) => {
+    const dir = mkdtempSync(join(tmpdir(), 'oiafed-resnet-'));
+    try {
+      const m = createModel({ type, args: { seed: 5, num_classes: 100 } });
+      writeReferenceCase(m, dir, 12);
+      m.dispose();
+      const script = fileURLToPath(new URL('./resnet-torch-reference.py', import.meta.url));
+      const run = spawnSync(PYTHON, [script, dir, type], { encoding: 'utf8' });
+      expect(run.stderr).toBe('');
+      const result = JSON.parse(run.stdout) as Record<'eval' | 'train', { max_diff: number; max_abs: number }>;
+      for (const mode of ['eval', 'train'] as const) {
+        expect(result[mode].max_abs).toBeGreaterThan(0.1);
+        expect(result[mode].max_diff).toBeLessThan(1e-4 * Math.max(1, result[mode].max_abs));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
