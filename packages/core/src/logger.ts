@@ -1,17 +1,6 @@
-/** The logging surface core needs; @oiafed/tracker's winston logger satisfies it. */
-export interface Logger {
-  debug(message: string, meta?: object): void;
-  info(message: string, meta?: object): void;
-  warn(message: string, meta?: object): void;
-  error(message: string, meta?: object): void;
-}
-
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
+/** The one Logger of every OiaFed package (@oiafed/component); @oiafed/tracker's winston logger implements it. */
+export type { Logger } from '@oiafed/component';
+export { silentLogger } from '@oiafed/component';
 
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;

@@ -2,14 +2,10 @@
  * Shared types of @oiafed/datasets. Datasets are plain typed arrays so that aggregators, the
  * trainer and tests can use them without tfjs; @oiafed/models turns them into tensors.
  */
+import type { Logger } from '@oiafed/component';
 
-/** Minimal logger accepted by every function that reports progress. Defaults to a no-op. */
-export interface Logger {
-  debug(msg: string, meta?: object): void;
-  info(msg: string, meta?: object): void;
-  warn(msg: string, meta?: object): void;
-  error(msg: string, meta?: object): void;
-}
+/** The one Logger of every OiaFed package (@oiafed/component), accepted by every function that reports progress. Defaults to a no-op. */
+export type { Logger };
 
 /** A whole dataset (or one learner's shard) held in memory. */
 export interface ArrayDataset {
@@ -79,10 +75,5 @@ export interface LoadedSplits {
 /** A dataset loader registered under a `type`. Receives `spec.split` already defaulted. */
 export type DatasetLoader = (spec: DatasetSpec, options: LoadOptions) => Promise<LoadedSplits>;
 
-/** Internal no-op logger. */
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
+/** Internal no-op logger: @oiafed/component's. */
+export { silentLogger } from '@oiafed/component';

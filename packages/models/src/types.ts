@@ -54,21 +54,11 @@ export interface ModelContext {
   seed?: number;
 }
 
-/** Minimal logger accepted by this package (winston-compatible). */
-export interface Logger {
-  debug(msg: string, meta?: object): void;
-  info(msg: string, meta?: object): void;
-  warn(msg: string, meta?: object): void;
-  error(msg: string, meta?: object): void;
-}
+/** The one Logger of every OiaFed package (@oiafed/component); @oiafed/tracker's logger implements it. */
+export type { Logger } from '@oiafed/component';
 
-/** Logger that drops everything; the default. */
-export const noopLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
+/** Logger that drops everything; the default (@oiafed/component's silentLogger). */
+export { silentLogger as noopLogger } from '@oiafed/component';
 
 /** Options of one local training run (`FedModel.train`). */
 export interface TrainOptions {

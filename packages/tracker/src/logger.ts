@@ -3,6 +3,7 @@
  * otherwise) and size-rotated JSON-lines files. One winston logger per node, so serial mode can
  * run many nodes in one process without their files or levels mixing.
  */
+import type { Logger as ComponentLogger } from '@oiafed/component';
 import winston from 'winston';
 import { RotatingFileTransport, TransportBase } from './rotating-file.js';
 import { parseSize } from './size.js';
@@ -10,12 +11,8 @@ import { colorEnabled, writeAboveLiveLine, type TerminalStream } from './termina
 
 type Transport = winston.transport;
 
-/** The logger every OiaFed package accepts. */
-export interface Logger {
-  debug(msg: string, meta?: object): void;
-  info(msg: string, meta?: object): void;
-  warn(msg: string, meta?: object): void;
-  error(msg: string, meta?: object): void;
+/** A node's logger: the Logger every OiaFed package accepts (@oiafed/component's), plus `child` and `flush`. */
+export interface Logger extends ComponentLogger {
   /** A logger that adds `fields` to every record (and shares this one's transports). */
   child(fields: Record<string, unknown>): Logger;
   /** Resolves once every record logged so far has been handed to the OS by every transport. */

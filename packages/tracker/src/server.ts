@@ -4,15 +4,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { silentLogger, type Logger } from '@oiafed/component';
 import { METRICS_CONTENT_TYPE, type NodeMetrics } from './metrics.js';
-
-/** Minimal logger shape accepted here (an `@oiafed/tracker` Logger fits). */
-interface ServerLogger {
-  debug(msg: string, meta?: object): void;
-  info(msg: string, meta?: object): void;
-  warn(msg: string, meta?: object): void;
-  error(msg: string, meta?: object): void;
-}
 
 /** What `/ready` reports. */
 export interface ReadinessState {
@@ -44,7 +37,7 @@ export interface ObservabilityOptions {
   health?: EndpointConfig;
   nodeMetrics?: NodeMetrics;
   status: () => NodeStatus;
-  logger?: ServerLogger;
+  logger?: Logger;
 }
 
 /** Running endpoints; ports are the bound ones (useful with port 0). */
@@ -56,8 +49,6 @@ export interface ObservabilityServer {
 
 type Route = '/metrics' | '/health' | '/ready';
 
-const NOOP_LOGGER: ServerLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-
 /**
  * Starts the enabled endpoints. Metrics and health on the same host and port (0 included) share
  * one server; otherwise `/metrics` is served only on the metrics port and `/health`, `/ready`
@@ -67,7 +58,7 @@ const NOOP_LOGGER: ServerLogger = { debug: () => undefined, info: () => undefine
  *   started by this call are closed first.
  */
 export async function startObservability(options: ObservabilityOptions): Promise<ObservabilityServer> {
-  const logger = options.logger ?? NOOP_LOGGER;
+  const logger = options.logger ?? silentLogger;
   const metrics = options.metrics?.enabled ? options.metrics : undefined;
   const health = options.health?.enabled ? options.health : undefined;
   if (metrics && !options.nodeMetrics) {
@@ -114,7 +105,7 @@ async function listen(
   cfg: EndpointConfig,
   name: string,
   options: ObservabilityOptions,
-  logger: ServerLogger,
+  logger: Logger,
 ): Promise<number> {
   const server = createServer((req, res) => {
     handle(req, res, routes, options, logger).catch((err: unknown) => {
@@ -149,7 +140,7 @@ async function handle(
   res: ServerResponse,
   routes: readonly Route[],
   options: ObservabilityOptions,
-  logger: ServerLogger,
+  logger: Logger,
 ): Promise<void> {
   const path = (req.url ?? '/').split('?')[0] as Route;
   if (!routes.includes(path)) {

@@ -80,18 +80,8 @@ export interface Transport {
   readonly boundPort?: number;
 }
 
-/** Optional structured logger; the default discards everything. */
-export interface Logger {
-  debug(msg: string, meta?: object): void;
-  info(msg: string, meta?: object): void;
-  warn(msg: string, meta?: object): void;
-  error(msg: string, meta?: object): void;
-}
+/** Optional structured logger: the one Logger of every OiaFed package (@oiafed/component). */
+export type { Logger } from '@oiafed/component';
 
-/** A logger that discards everything. */
-export const noopLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
+/** A logger that discards everything (@oiafed/component's silentLogger). */
+export { silentLogger as noopLogger } from '@oiafed/component';
