@@ -3,12 +3,11 @@
  * record 1 label byte + 3072 pixel bytes (1024 red, 1024 green, 1024 blue, rows top to bottom).
  * Features come out channels last, [32, 32, 3].
  */
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ArgReader, checksumFor, defaultCacheDir, resolveBaseUrl } from './args.js';
+import { ArgReader, defaultCacheDir } from './args.js';
 import { createDataset } from './array-dataset.js';
-import { downloadFile, verifyFileChecksum } from './download.js';
-import { extractTarGz } from './tar.js';
+import { extractByName, fetchVerified, pathExists } from './fetch-file.js';
 import { silentLogger, type ArrayDataset, type DatasetLoader, type LoadedSplits, type Logger } from './types.js';
 
 /** Per-channel mean of the CIFAR-10 training pixels in [0,1] (R, G, B). */
@@ -25,13 +24,6 @@ const SUBDIR = 'cifar-10-batches-bin';
 const ARCHIVE = 'cifar-10-binary.tar.gz';
 const ARCHIVE_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
 const DEFAULT_BASE_URL = 'https://www.cs.toronto.edu/~kriz/';
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
 
 /**
  * Decodes CIFAR-10 binary records, converting CHW to HWC and normalising per channel
@@ -77,31 +69,15 @@ export function encodeCifarRecords(hwcPixels: Uint8Array, labels: ArrayLike<numb
 async function findBatchDir(roots: string[]): Promise<string | undefined> {
   for (const root of roots) {
     for (const dir of [root, join(root, SUBDIR)]) {
-      if ((await Promise.all([...TRAIN_FILES, ...TEST_FILES].map((f) => exists(join(dir, f))))).every(Boolean)) return dir;
+      if ((await Promise.all([...TRAIN_FILES, ...TEST_FILES].map((f) => pathExists(join(dir, f))))).every(Boolean)) return dir;
     }
   }
   return undefined;
 }
 
 async function downloadAndExtract(dir: string, args: ArgReader, logger: Logger, signal?: AbortSignal): Promise<void> {
-  const archive = join(dir, ARCHIVE);
-  const checksum = checksumFor(args, ARCHIVE, ARCHIVE_MD5);
-  if (await exists(archive)) {
-    // Placed by hand or left by another tool: trusted no more than a fresh download.
-    await verifyFileChecksum(archive, checksum);
-  } else {
-    const url = resolveBaseUrl('cifar10', args, DEFAULT_BASE_URL) + ARCHIVE;
-    await downloadFile(url, archive, { ...checksum, logger, signal, retries: args.int('retries', 2) });
-  }
-  const wanted = new Set([...TRAIN_FILES, ...TEST_FILES, 'batches.meta.txt']);
-  const written = await extractTarGz(archive, dir, {
-    signal,
-    select: (name) => {
-      const base = name.split('/').pop() ?? '';
-      return wanted.has(base) ? join(SUBDIR, base) : null;
-    },
-  });
-  logger.info(`extracted ${written.length} files from ${archive} into ${join(dir, SUBDIR)}`);
+  const archive = await fetchVerified(dir, ARCHIVE, args, { type: 'cifar10', defaultBaseUrl: DEFAULT_BASE_URL, md5: ARCHIVE_MD5, logger, signal });
+  await extractByName(archive, dir, SUBDIR, new Set([...TRAIN_FILES, ...TEST_FILES, 'batches.meta.txt']), { logger, signal });
 }
 
 async function readBatches(dir: string, files: string[]): Promise<Buffer[]> {

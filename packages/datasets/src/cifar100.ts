@@ -8,8 +8,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ArgReader, defaultCacheDir } from './args.js';
 import { createDataset } from './array-dataset.js';
-import { fetchVerified, pathExists } from './fetch-file.js';
-import { extractTarGz } from './tar.js';
+import { extractByName, fetchVerified, pathExists } from './fetch-file.js';
 import { silentLogger, type ArrayDataset, type DatasetLoader, type LoadedSplits, type Logger } from './types.js';
 
 /** Per-channel mean of the CIFAR-100 training pixels in [0,1] (R, G, B). */
@@ -111,14 +110,7 @@ async function findSplitDir(root: string, files: string[]): Promise<string | und
 async function downloadAndExtract(dir: string, args: ArgReader, logger: Logger, signal?: AbortSignal): Promise<void> {
   const archive = await fetchVerified(dir, ARCHIVE, args, { type: 'cifar100', defaultBaseUrl: DEFAULT_BASE_URL, md5: ARCHIVE_MD5, logger, signal });
   const wanted = new Set([...Object.values(SPLIT_FILES), 'coarse_label_names.txt', 'fine_label_names.txt']);
-  const written = await extractTarGz(archive, dir, {
-    signal,
-    select: (name) => {
-      const base = name.split('/').pop() ?? '';
-      return wanted.has(base) ? join(SUBDIR, base) : null;
-    },
-  });
-  logger.info(`extracted ${written.length} files from ${archive} into ${join(dir, SUBDIR)}`);
+  await extractByName(archive, dir, SUBDIR, wanted, { logger, signal });
 }
 
 function labelModeOf(args: ArgReader): Cifar100LabelMode {

@@ -6,6 +6,7 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checksumFor, resolveBaseUrl, type ArgReader } from './args.js';
 import { downloadFile, verifyFileChecksum } from './download.js';
+import { extractTarGz } from './tar.js';
 import type { Logger } from './types.js';
 
 /** Whether `path` exists (any kind of entry). */
@@ -43,4 +44,26 @@ export async function fetchVerified(dir: string, file: string, args: ArgReader, 
   const url = resolveBaseUrl(source.type, args, source.defaultBaseUrl) + file;
   await downloadFile(url, path, { ...checksum, logger: source.logger, signal: source.signal, retries: args.int('retries', 2) });
   return path;
+}
+
+/**
+ * Extracts the files of a .tar.gz whose base names are in `wanted` into `dir/subdir`, wherever
+ * the archive keeps them (its own top folder or none), and logs what it wrote.
+ */
+export async function extractByName(
+  archive: string,
+  dir: string,
+  subdir: string,
+  wanted: ReadonlySet<string>,
+  opts: { logger: Logger; signal?: AbortSignal },
+): Promise<string[]> {
+  const written = await extractTarGz(archive, dir, {
+    signal: opts.signal,
+    select: (name) => {
+      const base = name.split('/').pop() ?? '';
+      return wanted.has(base) ? join(subdir, base) : null;
+    },
+  });
+  opts.logger.info(`extracted ${written.length} files from ${archive} into ${join(dir, subdir)}`);
+  return written;
 }
