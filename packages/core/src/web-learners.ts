@@ -36,8 +36,12 @@ export function webLearnerBundleDir(): { dir: string } | { missing: string } {
   return existsSync(join(dir, 'join.js')) ? { dir } : { missing: `${dir}/join.js is missing (run npm run build)` };
 }
 
+// The page runs only its own script (and tfjs's wasm); it talks only to this server (fetch, WebSocket, events).
+const JOIN_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'";
+
 function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+  const csp = type.startsWith('text/html') ? { 'content-security-policy': JOIN_CSP } : {};
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...csp });
   res.end(body);
 }
 

@@ -26,14 +26,14 @@ export interface JoinedLearner {
   backend: WebBackend;
   link: BrowserLink;
   learner: WebLearner;
-  /** Settles when the trainer ends the federation or the socket closes, with the reason. */
-  done: Promise<string>;
+  /** Settles when the trainer ends the federation (finished) or the socket closes first, with the reason. */
+  done: Promise<{ finished: boolean; reason: string }>;
 }
 
 export async function joinFederation(o: JoinOptions): Promise<JoinedLearner> {
   const { backend } = await pickBackend({ order: o.backends, wasmPath: o.wasmPath });
   const learner = new WebLearner({ nodeId: o.nodeId, data: o.data, testData: o.testData, settings: o.settings, seed: o.seed, backend, onEvent: o.onEvent });
   const link = await BrowserLink.connect({ url: o.url, nodeId: o.nodeId, token: o.token, metadata: learner.metadata(), WebSocket: o.WebSocket }, learner.handlers());
-  const done = Promise.race([learner.finished.then((r) => `finished: ${r}`), link.closed]);
+  const done = Promise.race([learner.finished.then((reason) => ({ finished: true, reason })), link.closed.then((reason) => ({ finished: false, reason }))]);
   return { backend, link, learner, done };
 }

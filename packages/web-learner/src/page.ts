@@ -133,8 +133,8 @@ async function join(cfg: JoinConfig): Promise<void> {
   $('backend-used').textContent = joined.backend;
   setStatus('joined', `as ${nodeId} on ${joined.backend}`);
   followGlobalCurve(cfg.events_path ?? '/events', dashboardToken ?? undefined);
-  const reason = await joined.done;
-  setStatus(reason.startsWith('finished') ? 'finished' : 'failed', reason);
+  const end = await joined.done;
+  setStatus(end.finished ? 'finished' : 'failed', end.reason);
 }
 
 async function main(): Promise<void> {
