@@ -124,7 +124,7 @@ export function buildModel(config: NodeConfig, data: NodeData): FedModel {
 export function buildAggregator(config: NodeConfig): Aggregator {
   requirePrepared(config, `aggregator ${config.aggregator.type}`);
   const rule = createAggregator({ type: config.aggregator.type, args: config.aggregator.args });
-  return config.differential_privacy ? withDifferentialPrivacy(rule, config.differential_privacy, config.trainer.args) : rule;
+  return config.differential_privacy ? withDifferentialPrivacy(rule, config.differential_privacy, config.trainer.args, config) : rule;
 }
 
 export interface TransportBuildOptions {

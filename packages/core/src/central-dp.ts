@@ -10,7 +10,7 @@
  * approximation of DP-FedAvg implementations (TFF, Flower), stated in the docs.
  */
 import type { AggregateResult, Aggregator, AggregatorState, ClientUpdate, RoundContext, RoundPlan } from '@oiafed/aggregators';
-import type { DifferentialPrivacyConfig, TrainerArgs } from '@oiafed/config';
+import type { DifferentialPrivacyConfig, NodeConfig, TrainerArgs } from '@oiafed/config';
 import { PrivacyAccountant, adaptClipNorm, adaptiveUpdateNoiseMultiplier, cryptoNormal, dpMean, epsilonFor, noiseMultiplierFor } from '@oiafed/privacy';
 import type { NormalSource } from '@oiafed/privacy';
 import type { RoundRecord } from '@oiafed/tracker';
@@ -179,13 +179,17 @@ export function withCentralDp(inner: Aggregator, settings: CentralDpSettings): A
   return new CentralDpAggregator(inner, settings);
 }
 
-/** The config's `differential_privacy` around the trainer's rule: central here, local and dp_sgd in local-dp.ts. */
+/**
+ * The config's `differential_privacy` around the trainer's rule: central here, local and dp_sgd in
+ * local-dp.ts (`node` tells whether secure aggregation makes mode local distributed DP).
+ */
 export function withDifferentialPrivacy(
   rule: Aggregator,
   dp: DifferentialPrivacyConfig,
-  trainer: Pick<TrainerArgs, 'client_fraction' | 'max_rounds'>,
+  trainer: Pick<TrainerArgs, 'client_fraction' | 'max_rounds' | 'min_clients'>,
+  node?: Partial<Pick<NodeConfig, 'aggregator' | 'secure_aggregation'>>,
 ): Aggregator {
-  if (dp.mode === 'local' || dp.mode === 'dp_sgd') return withLearnerDifferentialPrivacy(rule, dp, trainer);
+  if (dp.mode === 'local' || dp.mode === 'dp_sgd') return withLearnerDifferentialPrivacy(rule, dp, trainer, node);
   const adaptive = dp.adaptive_clipping;
   return withCentralDp(rule, {
     noiseMultiplier: dp.noise_multiplier,

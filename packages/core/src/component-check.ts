@@ -36,7 +36,7 @@ export function componentProblems(
   // The rule must average updates and the noise must fit target_epsilon: said by validate, not at round 1.
   if (dp && trainer) {
     check('differential_privacy', () =>
-      withDifferentialPrivacy(createAggregator({ type: config.aggregator.type, args: config.aggregator.args }), dp, trainer.args),
+      withDifferentialPrivacy(createAggregator({ type: config.aggregator.type, args: config.aggregator.args }), dp, trainer.args, config),
     );
   }
   check('learner', () => new LearnerAlgorithms({ type: config.learner.type, args: learnerAlgorithmArgs(config.learner.args, config.learner.type) }));

@@ -24,6 +24,12 @@ export interface LearnerDpInstruction {
   noise_multiplier: number;
   delta: number;
   target_epsilon?: number;
+  /**
+   * Distributed DP under secure aggregation (local mode): this learner adds only this share of the
+   * noise, noise_multiplier * clip_norm * noise_share (1 / sqrt(min_clients)), so that the unmasked sum
+   * of at least min_clients updates carries the whole noise_multiplier * clip_norm. Absent: 1.
+   */
+  noise_share?: number;
 }
 
 const instructionSchema: JsonSchemaObject = {
@@ -35,8 +41,14 @@ const instructionSchema: JsonSchemaObject = {
     noise_multiplier: { type: 'number', minimum: 0 },
     delta: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
     target_epsilon: { type: 'number', exclusiveMinimum: 0 },
+    noise_share: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
   },
 };
+
+/** The noise multiplier this learner's own update gets (its share of the round's noise under distributed DP). */
+function ownNoiseMultiplier(dp: LearnerDpInstruction): number {
+  return dp.noise_multiplier * (dp.noise_share ?? 1);
+}
 
 function refuseOverspend(mode: string, dp: LearnerDpInstruction, after: number): void {
   if (dp.target_epsilon !== undefined && after > dp.target_epsilon) {
@@ -46,7 +58,11 @@ function refuseOverspend(mode: string, dp: LearnerDpInstruction, after: number):
   }
 }
 
-/** Local DP: clip and noise the whole update; epsilon per learner for any two of its local datasets (see localDpEpsilon). */
+/**
+ * Local DP: clip and noise the whole update; epsilon per learner for any two of its local datasets (see
+ * localDpEpsilon), at the noise this learner adds itself (with a noise share, what its update alone
+ * would reveal if secure aggregation failed).
+ */
 class LocalDpLearner implements LearnerAlgorithm {
   readonly type = LOCAL_DP_INSTRUCTION;
   private released = 0;
@@ -54,7 +70,8 @@ class LocalDpLearner implements LearnerAlgorithm {
 
   beforeTraining(ctx: LocalRoundContext): TrainingAdjustments | undefined {
     const dp = ctx.instructions[LOCAL_DP_INSTRUCTION] as LearnerDpInstruction;
-    refuseOverspend('local DP:', dp, localDpEpsilon(dp.noise_multiplier, this.released + 1, dp.delta));
+    // Under distributed DP the budget is the sum's, which the trainer accounts and guards.
+    if (dp.noise_share === undefined) refuseOverspend('local DP:', dp, localDpEpsilon(dp.noise_multiplier, this.released + 1, dp.delta));
     return undefined;
   }
 
@@ -63,15 +80,15 @@ class LocalDpLearner implements LearnerAlgorithm {
     this.released += 1;
     return {
       meta: {
-        dp_epsilon: localDpEpsilon(dp.noise_multiplier, this.released, dp.delta),
-        dp_epsilon_next: localDpEpsilon(dp.noise_multiplier, this.released + 1, dp.delta),
+        dp_epsilon: localDpEpsilon(ownNoiseMultiplier(dp), this.released, dp.delta),
+        dp_epsilon_next: localDpEpsilon(ownNoiseMultiplier(dp), this.released + 1, dp.delta),
       },
     };
   }
 
   transformUpdate(outcome: LocalTrainingOutcome): Float32Array {
     const dp = outcome.instructions[LOCAL_DP_INSTRUCTION] as LearnerDpInstruction;
-    return privatizeUpdate(outcome.local, outcome.global, { clipNorm: dp.clip_norm, noiseMultiplier: dp.noise_multiplier, normal: this.normal }).weights;
+    return privatizeUpdate(outcome.local, outcome.global, { clipNorm: dp.clip_norm, noiseMultiplier: ownNoiseMultiplier(dp), normal: this.normal }).weights;
   }
 }
 

@@ -7,9 +7,10 @@
  * works (post-processing), robust ones included.
  */
 import type { Accumulator, AggregateResult, Aggregator, AggregatorState, ClientUpdate, RoundContext, RoundFailure, RoundPlan } from '@oiafed/aggregators';
-import type { DifferentialPrivacyConfig, TrainerArgs } from '@oiafed/config';
+import type { DifferentialPrivacyConfig, NodeConfig, TrainerArgs } from '@oiafed/config';
 import { localDpEpsilon, noiseMultiplierFor } from '@oiafed/privacy';
 import type { RoundRecord } from '@oiafed/tracker';
+import { withDistributedDp } from './local-dp-distributed.js';
 import { DP_SGD_INSTRUCTION, LOCAL_DP_INSTRUCTION, PRIVACY_BUDGET_REFUSAL, type LearnerDpInstruction } from './local-dp-learner.js';
 
 /** A rule wrapper that knows the privacy budget: the trainer asks it after each round whether to stop. */
@@ -149,10 +150,32 @@ export function withLearnerDp(inner: Aggregator, settings: LearnerDpSettings): A
   return new LearnerDpAggregator(inner, settings);
 }
 
-/** The config's `differential_privacy` with mode local or dp_sgd around the trainer's rule. */
-export function withLearnerDifferentialPrivacy(rule: Aggregator, dp: DifferentialPrivacyConfig, trainer: Pick<TrainerArgs, 'max_rounds'>): Aggregator {
+/**
+ * The config's `differential_privacy` with mode local or dp_sgd around the trainer's rule; mode local
+ * with `secure_aggregation` enabled is distributed DP (local-dp-distributed.ts).
+ */
+export function withLearnerDifferentialPrivacy(
+  rule: Aggregator,
+  dp: DifferentialPrivacyConfig,
+  trainer: Pick<TrainerArgs, 'max_rounds' | 'client_fraction' | 'min_clients'>,
+  node?: Partial<Pick<NodeConfig, 'aggregator' | 'secure_aggregation'>>,
+): Aggregator {
   if (dp.mode === 'central') throw new Error('withLearnerDifferentialPrivacy: mode central is the trainer\'s (central-dp.ts)');
   if (dp.adaptive_clipping) throw new Error(`differential_privacy (mode ${dp.mode}): adaptive_clipping is central-only; set clip_norm`);
+  const secure = node?.secure_aggregation;
+  if (dp.mode === 'local' && secure?.enabled) {
+    return withDistributedDp(rule, {
+      clipNorm: dp.clip_norm,
+      noiseMultiplier: dp.noise_multiplier,
+      targetEpsilon: dp.target_epsilon,
+      delta: dp.delta,
+      samplingRate: trainer.client_fraction,
+      maxRounds: trainer.max_rounds,
+      minParticipants: trainer.min_clients,
+      secureAggregation: secure,
+      weighted: node?.aggregator?.args?.weighted !== false,
+    });
+  }
   return withLearnerDp(rule, {
     mode: dp.mode,
     clipNorm: dp.clip_norm,
