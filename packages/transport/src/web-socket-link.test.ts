@@ -136,6 +136,17 @@ describe('GrpcTransport: learners over WebSocket', () => {
     expect((await trainer.call('browser_tls', 'ping', { body: {} })).body).toEqual({ echoed: 'ping' });
   });
 
+  it("negotiates permessage-deflate when the transport compresses (compression: gzip), and not otherwise", async () => {
+    const plain = await startTrainer();
+    expect((await wsLearner(plain.url, 'browser_plain')).ws.extensions).toBe('');
+    const gzip = await startTrainer({ compression: 'gzip' });
+    const { ws } = await wsLearner(gzip.url, 'browser_gzip');
+    expect(ws.extensions).toContain('permessage-deflate');
+    const data = new Float32Array(300_000);
+    const reply = await gzip.trainer.call('browser_gzip', 'ping', { body: {}, tensors: [{ name: 'zeros', shape: [data.length], dtype: 'float32', data }] });
+    expect(reply.tensors![0]!.data.length).toBe(data.length);
+  });
+
   it('a lost WebSocket learner leaves like a lost gRPC one', async () => {
     const { trainer, url } = await startTrainer();
     const joined = waitEvent(trainer, 'peer-joined');
