@@ -2,7 +2,9 @@
  * Feeds the trainer's live dashboard (@oiafed/dashboard) from a run: the run header, one `round`
  * event per finished round (the history record itself), and each learner's state as the trainer
  * sees it: registered when it joins (and idle between rounds), training while a train call to it
- * is out, lost when its stream closes or its heartbeat stops.
+ * is out, uploading from the learner's notice that training is done (the train request asks for it
+ * with `config.report_status`) until its update is in, lost when its stream closes or its
+ * heartbeat stops.
  * Everything is observed from outside the round loop (a trainer callback plus a watching wrapper
  * around the transport), so the trainer does not know the dashboard exists.
  */
@@ -11,7 +13,7 @@ import { startDashboard, type DashboardServer, type LearnerRow } from '@oiafed/d
 import type { Payload, PeerInfo, Transport } from '@oiafed/transport';
 import type { RoundRecord, TrainerCallback } from './callbacks.js';
 import { errorMessage, type Logger } from './logger.js';
-import { LearnerMethods, RegistrationKeys } from './protocol.js';
+import { LearnerMethods, RegistrationKeys, TrainerMethods, type LearnerStatusBody, type TrainRequestBody } from './protocol.js';
 
 /** The dashboard of one trainer run. */
 export interface DashboardFeed {
@@ -80,6 +82,12 @@ class Feed implements DashboardFeed {
   observe(transport: Transport): Transport {
     transport.on('peer-joined', (peer) => this.joined(peer));
     transport.on('peer-left', (peer) => this.setState(peer.nodeId, 'lost'));
+    transport.handle(TrainerMethods.learnerStatus, (payload, ctx) => {
+      const body = payload.body as Partial<LearnerStatusBody> | undefined;
+      // A learner moves only its own row, and only from training: a peer cannot repaint the table.
+      if (body?.state === 'uploading' && this.states.get(ctx.source) === 'training') this.setState(ctx.source, 'uploading');
+      return {};
+    });
     for (const peer of transport.peers()) if (peer.role === 'learner') this.joined(peer);
     // While a learner stays registered its heartbeats arrive (the transport drops it otherwise):
     // refresh "last heartbeat" at the heartbeat period.
@@ -111,6 +119,7 @@ class Feed implements DashboardFeed {
   private watchedCall(transport: Transport): Transport['call'] {
     return async (target, method, payload, options) => {
       const train = method === LearnerMethods.train;
+      if (train) payload = askForStatus(payload);
       this.addBytes(target, 0, payloadBytes(payload));
       if (train) {
         this.setState(target, 'training');
@@ -192,6 +201,13 @@ class Feed implements DashboardFeed {
     this.progress = progress;
     this.server.setProgress(progress ?? null);
   }
+}
+
+/** The train request with `config.report_status` set, so the learner says when it starts sending its update. */
+function askForStatus(payload: Payload): Payload {
+  const body = payload.body as TrainRequestBody | undefined;
+  if (!body || typeof body !== 'object') return payload;
+  return { ...payload, body: { ...body, config: { ...body.config, report_status: true } } };
 }
 
 /** Bytes of a call's payload: tensor data plus the JSON body (what the update or model costs on the wire, before framing). */

@@ -64,11 +64,13 @@ export {
   checkCompression,
   compressUpdate,
   decodeUpdateWeights,
+  LearnerStatusBody,
   float16ToFloat32,
   float32ToFloat16,
   isCompressedUpdate,
   topKIndices,
 } from './compression.js';
+export { TrainerMethods } from './protocol.js';
 export type { UpdateCompression } from './compression.js';
 export { Mutex } from './mutex.js';
 export { silentLogger } from './logger.js';

@@ -21,9 +21,11 @@ import {
   LearnerMethods,
   type EvaluateRequestBody,
   type EvaluateResponseBody,
+  TrainerMethods,
   type InfoResponseBody,
   type ModelSpecBody,
   type ShutdownBody,
+  type LearnerStatusBody,
   type TrainRequestBody,
   type TrainResponseBody,
 } from './protocol.js';
@@ -204,6 +206,7 @@ export class Learner {
         tensors: [...this.encodeWeights(sent, global, model.layout, compression), ...extrasToTensors(added.extras)],
       };
     });
+      if (request.config?.report_status) this.reportUploading(ctx.source, request.round);
   }
 
   /** One local training run on this learner's data: from `run.start`, the round's options overridden by the run's. */
@@ -221,6 +224,14 @@ export class Learner {
     const { settings } = this.options;
     const trainOptions: TrainOptions = {
       epochs: settings.localEpochs ?? request.config?.local_epochs ?? 1,
+  /** Tells the trainer (dashboard) that training is done and the update is on its way; best effort. */
+  private reportUploading(trainer: string, round: number): void {
+    const body: LearnerStatusBody = { round, state: 'uploading' };
+    this.options.transport
+      .notify(trainer, TrainerMethods.learnerStatus, { body })
+      .catch((error) => this.logger.debug(`status notice to ${trainer} failed: ${errorMessage(error)}`));
+  }
+
       batchSize: settings.batchSize,
       lr: settings.lr,
       optimizer: settings.optimizer,

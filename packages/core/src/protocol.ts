@@ -16,6 +16,18 @@ export const LearnerMethods = {
   shutdown: 'oiafed.learner.shutdown',
 } as const;
 
+/** Method names a trainer serves (learners notify them). */
+export const TrainerMethods = {
+  /** A learner's own state in the round (the dashboard's `uploading`), sent when the train request asks for it. */
+  learnerStatus: 'oiafed.trainer.learner_status',
+} as const;
+
+/** Body of {@link TrainerMethods.learnerStatus}: the learner finished training `round` and sends its update now. */
+export interface LearnerStatusBody {
+  round: number;
+  state: 'uploading';
+}
+
 /** Metadata keys a learner announces when it registers with the trainer. */
 export const RegistrationKeys = {
   learnerType: 'oiafed.learner_type',
@@ -39,6 +51,8 @@ export interface RoundTrainConfig {
   update_compression?: { type: 'none' | 'float16' | 'int8' | 'topk'; topk_ratio?: number };
   batch_size?: number;
   lr?: number;
+  /** Set when the trainer shows learner states (dashboard): notify `TrainerMethods.learnerStatus` before sending the update. */
+  report_status?: boolean;
 }
 
 /** The global model's registry entry; a learner whose config has no `model` builds it from this. */

@@ -53,7 +53,8 @@ describe('the trainer feeds its dashboard (issue 17 §1)', () => {
       expect(row.bytes_down).toBeGreaterThan(0);
       expect(row.last_round_s).toBeGreaterThan(0);
     }
-    // Learners were seen training.
+    // Learners were seen training, then uploading (their notice, asked for by the train request).
     expect(events.some((e) => e.event === 'learner' && e.data.state === 'training')).toBe(true);
+    expect(events.some((e) => e.event === 'learner' && e.data.state === 'uploading')).toBe(true);
   });
 });

@@ -113,7 +113,11 @@ describe.skipIf(chromiumMissing)('live dashboard in headless Chromium', () => {
     const report = await fetch(reportLink);
     expect(report.status).toBe(200);
     expect(await report.text()).toMatch(/<svg[^>]+aria-label="Global accuracy"/);
-    const latencies = await page.evaluate(() => (window as unknown as { oiafedDashboard: { latencies: number[] } }).oiafedDashboard.latencies);
+    const { latencies, learnerStates: seen } = await page.evaluate(
+      () => (window as unknown as { oiafedDashboard: { latencies: number[]; learnerStates: Record<string, number> } }).oiafedDashboard,
+    );
+    // Every state of a learner's round reached the page: training, uploading (the learner's notice), registered (idle), lost.
+    expect(Object.keys(seen).sort()).toEqual(['lost', 'registered', 'training', 'uploading']);
 
     // A reload starts from the snapshot: same rows, the curve at least as long as before.
     const shown = await accuracyPoints(page);

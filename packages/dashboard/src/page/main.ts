@@ -14,11 +14,13 @@ interface PageProbe {
   events: Record<string, number>;
   /** Per `round` event: ms from the record's timestamp (round end on the trainer) to its arrival here. */
   latencies: number[];
+  /** Learner events received, by the state they carried (states can pass faster than a frame). */
+  learnerStates: Record<string, number>;
   connected: boolean;
 }
 
 const state = emptyState();
-const probe: PageProbe = { state, events: {}, latencies: [], connected: false };
+const probe: PageProbe = { state, events: {}, latencies: [], learnerStates: {}, connected: false };
 (window as unknown as { oiafedDashboard: PageProbe }).oiafedDashboard = probe;
 /** Server clock minus page clock (ms), from the snapshot's `now`, so elapsed and "ago" use the trainer's time. */
 let clockSkew = 0;
@@ -44,6 +46,7 @@ function connect(): void {
 function receive(event: DashboardEvent): void {
   probe.events[event.type] = (probe.events[event.type] ?? 0) + 1;
   if (event.type === 'round') probe.latencies.push(Date.now() - Date.parse(event.data.timestamp));
+  if (event.type === 'learner') probe.learnerStates[event.data.state] = (probe.learnerStates[event.data.state] ?? 0) + 1;
   if (event.type === 'snapshot') clockSkew = Date.parse(event.data.now) - Date.now();
   applyEvent(state, event);
   if (event.type === 'snapshot' || event.type === 'round') chartsDirty = true;
