@@ -8,18 +8,19 @@ import { createAggregator, registerBuiltins as registerBuiltinAggregators } from
 import type { NodeConfig } from '@oiafed/config';
 import { withDifferentialPrivacy } from './central-dp.js';
 import { registerBuiltinLearnerAlgorithms } from './learner-algorithms/builtins.js';
+import { secureAggregationSettings } from './secure-aggregation.js';
 import { LearnerAlgorithms } from './learner-algorithms/learner-algorithms.js';
 import { learnerAlgorithmArgs } from './learner-algorithms/registry.js';
 
 /** One problem, located like a config issue: the section and what is wrong. */
 export interface ComponentProblem {
-  path: 'aggregator' | 'learner' | 'differential_privacy';
+  path: 'aggregator' | 'learner' | 'differential_privacy' | 'secure_aggregation';
   message: string;
 }
 
 /** Unknown component types and bad args in a resolved config; empty when all are fine. */
 export function componentProblems(
-  config: Pick<NodeConfig, 'aggregator' | 'learner'> & Partial<Pick<NodeConfig, 'differential_privacy' | 'trainer'>>,
+  config: Pick<NodeConfig, 'aggregator' | 'learner'> & Partial<Pick<NodeConfig, 'differential_privacy' | 'trainer' | 'secure_aggregation'>>,
 ): ComponentProblem[] {
   registerBuiltinAggregators();
   registerBuiltinLearnerAlgorithms();
@@ -39,6 +40,8 @@ export function componentProblems(
       withDifferentialPrivacy(createAggregator({ type: config.aggregator.type, args: config.aggregator.args }), dp, trainer.args, config),
     );
   }
+  // A rule that needs individual updates cannot run on the masked sum: said by validate, not at round 1.
+  if (config.secure_aggregation?.enabled) check('secure_aggregation', () => secureAggregationSettings(config));
   check('learner', () => new LearnerAlgorithms({ type: config.learner.type, args: learnerAlgorithmArgs(config.learner.args, config.learner.type) }));
   return problems;
 }

@@ -50,6 +50,16 @@ export { DEFAULT_NUM_PARTITIONS, deriveLearnerConfig, learnerId, withPartitionCo
 export { defaultRunDir, runLearnerNode, runNode, runSerial, runTrainerNode } from './runner.js';
 export type { LearnerRunResult, RunOptions, SerialOptions } from './runner.js';
 export { LearnerMethods, RegistrationKeys, DEFAULT_LEARNER_CAPABILITIES } from './protocol.js';
+export {
+  SECURE_AGGREGATION_CAPABILITY,
+  SECURE_AGGREGATION_COMPATIBLE,
+  SecureAggregationMethods,
+  checkSecureAggregationRule,
+  secureAggregationSettings,
+} from './secure-aggregation.js';
+export type { SecureAggregationSettings } from './secure-aggregation.js';
+export { serveSecureAggregation } from './secure-aggregation-learner.js';
+export type { SecureAggregationHost } from './secure-aggregation-learner.js';
 export type {
   EvaluateRequestBody,
   EvaluateResponseBody,

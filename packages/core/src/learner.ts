@@ -16,6 +16,8 @@ import { learnerCapabilities } from './learner-algorithms/registry.js';
 import type { LocalRun, LocalRunRequest } from './learner-algorithms/types.js';
 import type { LocalTrainingSettings } from './learner-algorithms/types.js';
 import { Mutex } from './mutex.js';
+import { SECURE_AGGREGATION_CAPABILITY } from './secure-aggregation.js';
+import { serveSecureAggregation } from './secure-aggregation-learner.js';
 import { evaluatePersonalizedModel } from './personalized-eval.js';
 import {
   LearnerMethods,
@@ -108,6 +110,9 @@ export class Learner {
     transport.handle(LearnerMethods.evaluate, (payload) => this.onEvaluate(payload));
     transport.handle(LearnerMethods.evaluatePersonalized, (payload, ctx) => this.onEvaluatePersonalized(payload, ctx));
     transport.handle(LearnerMethods.info, () => ({ body: this.info() }));
+    // SecAgg+ stages (issue 16 §1): the masked-input stage runs this learner's ordinary training.
+    const secureHost = { numSamples: options.trainData.length, train: (p: Payload, c: CallContext) => this.onTrain(p, c), modelLayout: () => this.model?.layout };
+    serveSecureAggregation(options.nodeId, transport, secureHost, this.logger);
     transport.handle(LearnerMethods.shutdown, (payload) => {
       const body = (payload.body ?? { reason: 'trainer finished' }) as ShutdownBody;
       this.logger.info(`trainer asked this learner to stop: ${body.reason}`);
@@ -130,7 +135,7 @@ export class Learner {
       learner_type: this.options.learnerType ?? 'default',
       num_samples: this.numSamples,
       backend: this.options.backend ?? 'unknown',
-      capabilities: learnerCapabilities(),
+      capabilities: [...learnerCapabilities(), SECURE_AGGREGATION_CAPABILITY],
     };
   }
 

@@ -36,6 +36,7 @@ import { errorMessage } from './logger.js';
 import { Mutex } from './mutex.js';
 import { learnerAlgorithmArgs, learnerCapabilities } from './learner-algorithms/registry.js';
 import { RegistrationKeys } from './protocol.js';
+import { SECURE_AGGREGATION_CAPABILITY, secureAggregationSettings } from './secure-aggregation.js';
 import { Trainer, type TrainingSummary } from './trainer.js';
 import { attachWebLearners } from './web-learners.js';
 
@@ -194,6 +195,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
         registrationTimeoutS: config.trainer.args.registration_timeout,
         updateCompression: config.transport.update_compression,
         updateNormClip: config.trainer.args.update_norm_clip,
+        secureAggregation: secureAggregationSettings(config),
       },
       seed: config.seed,
       testData: data.test,
@@ -280,7 +282,7 @@ async function buildLearner(
     metadata: {
       [RegistrationKeys.learnerType]: config.learner.type,
       // Every learner algorithm registered here (built-ins and plugins) announces the instructions it owns.
-      [RegistrationKeys.capabilities]: learnerCapabilities().join(','),
+      [RegistrationKeys.capabilities]: [...learnerCapabilities(), SECURE_AGGREGATION_CAPABILITY].join(','),
       [RegistrationKeys.numSamples]: String(data.train.length),
       [RegistrationKeys.backend]: backendName,
       // The trainer asks only learners holding a split of their own for personalized evaluation.

@@ -30,10 +30,12 @@ import {
   type TrainResponseBody,
 } from './protocol.js';
 import { decodeUpdateWeights } from './compression.js';
+import { SECURE_AGGREGATION_CAPABILITY, type SecureAggregationSettings } from './secure-aggregation.js';
+import { collectSecurely, type SecureRoundOutcome } from './secure-aggregation-trainer.js';
 import { collectPersonalizedEvaluation, formatPersonalized, personalizedRecordFields, type PersonalizedAccuracy } from './personalized-eval.js';
 import { privacyStopReason } from './local-dp.js';
 import { PayloadMismatchError, extrasToTensors, tensorsToExtras, tensorsToWeights, weightsToTensors } from './serde.js';
-import { announcedSampleCount, checkReplyScalars, clipUpdateNorm, firstNonFinite } from './update-checks.js';
+import { announcedSampleCount, checkReplyScalars, clipUpdateNorm, firstNonFinite, type CheckedScalars } from './update-checks.js';
 
 export interface TrainerSettings {
   maxRounds: number;
@@ -51,6 +53,8 @@ export interface TrainerSettings {
   maxSamplesPerUpdate?: number;
   /** `update_norm_clip`: caps the L2 norm of each update's delta (update - global); off when undefined. */
   updateNormClip?: number;
+  /** `secure_aggregation`: rounds run SecAgg+ and the trainer sees only the sum (secure-aggregation-trainer.ts). */
+  secureAggregation?: SecureAggregationSettings;
 }
 
 export interface TrainerOptions {
@@ -197,6 +201,8 @@ export class Trainer {
     const firstPlan = this.options.aggregator.configureRound(this.roundContext(startRound, []));
     this.firstPlan = { round: startRound, plan: firstPlan };
     this.required = requiredCapabilities(firstPlan);
+    // Learners that cannot run SecAgg+ are refused at registration, before round 1.
+    if (settings.secureAggregation) this.required.push(SECURE_AGGREGATION_CAPABILITY);
     let stoppedBy: TrainingSummary['stoppedBy'] = 'aborted';
     if (await this.waitForLearners(settings.minAvailableClients ?? settings.minClients)) {
       for (const callback of callbacks) await callback.onTrainStart?.({ maxRounds: settings.maxRounds, startRound });
@@ -414,6 +420,7 @@ export class Trainer {
       instructions: plan.instructions,
     };
     const tensors = [...weightsToTensors(this.global, this.layout), ...extrasToTensors(plan.tensors)];
+    if (settings.secureAggregation) return this.secureBroadcastAndCollect(ctx, { body: request, tensors }, settings.secureAggregation);
     const outcome = this.newOutcome(ctx);
     const deadline = Date.now() + settings.roundTimeoutS * 1000;
     const roundSignal = this.roundSignal(selected.length);
@@ -467,6 +474,67 @@ export class Trainer {
       collected.push({ ...item, update: { ...item.update, weights: CONSUMED, extras: undefined } });
     });
     return { accumulator, collected, failed, fold };
+  }
+
+  /**
+   * Broadcast and collect under secure aggregation: the SecAgg+ stages (local training inside)
+   * yield the weighted mean delta of the learners whose masked input arrived, never an update.
+   * The outcome's accumulator applies the rule to that mean, or fails the round when it could not
+   * be unmasked. Undefined when the signal aborted the round.
+   */
+  private async secureBroadcastAndCollect(
+    ctx: RoundContext,
+    train: { body: TrainRequestBody; tensors: ReturnType<typeof weightsToTensors> },
+    settings: SecureAggregationSettings,
+  ): Promise<RoundOutcome | undefined> {
+    const deadline = Date.now() + this.options.settings.roundTimeoutS * 1000;
+    const roundSignal = this.roundSignal(ctx.selectedClients.length);
+    let secure: SecureRoundOutcome;
+    try {
+      secure = await collectSecurely({
+        transport: this.options.transport,
+        logger: this.logger,
+        settings,
+        round: ctx.round,
+        selected: ctx.selectedClients,
+        global: this.global,
+        // Masked updates are quantized deltas: update compression does not apply.
+        train: { body: { ...train.body, config: { ...train.body.config, update_compression: undefined } }, tensors: train.tensors },
+        callOptions: () => ({ timeoutMs: Math.max(1, deadline - Date.now()), signal: roundSignal.signal }),
+        checkReply: (learner, body) => this.checkReplyBody(learner, ctx.round, body),
+      });
+    } finally {
+      roundSignal.release();
+    }
+    if (this.options.signal?.aborted) return undefined;
+    if (secure.error) this.logger.error(`round ${ctx.round}: secure aggregation failed: ${secure.error}`);
+    return this.secureOutcome(ctx, secure);
+  }
+
+  /** A secure round as the aggregate phase expects it: bookkeeping per participant, the mean in the accumulator. */
+  private secureOutcome(ctx: RoundContext, secure: SecureRoundOutcome): RoundOutcome {
+    const collected: CollectedUpdate[] = secure.participants.map(({ learner, scalars }) => ({
+      update: { clientId: learner, weights: CONSUMED, numSamples: scalars.numSamples, localSteps: scalars.localSteps, meta: scalars.meta },
+      trainSeconds: scalars.metrics.seconds,
+      samplesPerSecond: scalars.metrics.samplesPerSecond,
+      trainLoss: scalars.metrics.loss,
+      trainAccuracy: scalars.metrics.accuracy,
+    }));
+    const numSamples = collected.reduce((sum, c) => sum + c.update.numSamples, 0);
+    const { aggregator } = this.options;
+    const accumulator: Accumulator = {
+      add: () => {
+        throw new Error('secure aggregation folds no individual update');
+      },
+      finish: (failures) => {
+        if (!secure.mean) throw new Error(`secure aggregation: ${secure.error ?? 'no unmasked sum'}`);
+        const weights = new Float32Array(this.global.length);
+        for (let i = 0; i < weights.length; i++) weights[i] = this.global[i]! + secure.mean[i]!;
+        // The rule sees one update, the unmasked weighted mean, as central DP hands it its noised mean.
+        return aggregator.aggregate(ctx, [{ clientId: 'secure-aggregate', weights, numSamples }], failures);
+      },
+    };
+    return { accumulator, collected, failed: secure.failed, fold: inSelectionOrder<CollectedUpdate>(undefined, () => undefined) };
   }
 
   /** Asks one learner to train and folds its checked update; a failure is recorded, not thrown. */
@@ -613,15 +681,7 @@ export class Trainer {
     body: unknown,
     tensors: Parameters<typeof tensorsToWeights>[0],
   ): CollectedUpdate {
-    const reply = body as Partial<TrainResponseBody> | undefined;
-    if (!reply || typeof reply !== 'object') throw new PayloadMismatchError('reply has no body');
-    if (reply.round !== round) throw new PayloadMismatchError(`reply is for round ${String(reply.round)}, expected ${round}`);
-    const peer = this.options.transport.peers().find((p) => p.nodeId === learner);
-    const scalars = checkReplyScalars(reply as Record<string, unknown>, {
-      maxSamples: this.options.settings.maxSamplesPerUpdate ?? 1e9,
-      announcedSamples: announcedSampleCount(peer?.metadata[RegistrationKeys.numSamples]),
-      localEpochs: this.options.settings.localEpochs,
-    });
+    const scalars = this.checkReplyBody(learner, round, body);
     // Plain weights, or global + delta when the learner compresses its update (compression.ts).
     const weights = decodeUpdateWeights(tensors, this.layout, this.global);
     const extras = tensorsToExtras(tensors, weights.length);
@@ -646,6 +706,19 @@ export class Trainer {
       trainLoss: metrics.loss,
       trainAccuracy: metrics.accuracy,
     };
+  }
+
+  /** A train reply's body: for this round, every scalar in bounds (update-checks.ts). */
+  private checkReplyBody(learner: string, round: number, body: unknown): CheckedScalars {
+    const reply = body as Partial<TrainResponseBody> | undefined;
+    if (!reply || typeof reply !== 'object') throw new PayloadMismatchError('reply has no body');
+    if (reply.round !== round) throw new PayloadMismatchError(`reply is for round ${String(reply.round)}, expected ${round}`);
+    const peer = this.options.transport.peers().find((p) => p.nodeId === learner);
+    return checkReplyScalars(reply as Record<string, unknown>, {
+      maxSamples: this.options.settings.maxSamplesPerUpdate ?? 1e9,
+      announcedSamples: announcedSampleCount(peer?.metadata[RegistrationKeys.numSamples]),
+      localEpochs: this.options.settings.localEpochs,
+    });
   }
 
   private async evaluate(
