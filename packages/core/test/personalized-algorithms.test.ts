@@ -7,6 +7,7 @@ import { createAggregator, FEDPROTO_GLOBAL, FEDPROTO_LOCAL, packPrototypes, regi
 import { createModel, registerBuiltinModels, selectBackend, type DataSource, type FedModel, type TrainOptions } from '@oiafed/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { describeLearnerAlgorithmContract } from '@oiafed/core/testing';
+import { componentProblems } from '../src/component-check.js';
 import { LearnerAlgorithms } from '../src/learner-algorithms/learner-algorithms.js';
 import type { LearnerAlgorithm, LocalRunRequest } from '../src/learner-algorithms/types.js';
 
@@ -221,6 +222,20 @@ describe('FedRoD (Chen & Chao 2022)', () => {
     const expected = Float64Array.from(next);
     grad.forEach((g, q) => (expected[O + q]! -= LR * g));
     expectClose((await personalized(algorithm, next))!, expected);
+  });
+});
+
+describe('oiafed validate', () => {
+  it('names the learner section and the arg for a bad or unknown arg of each method', () => {
+    const problems = (type: string, args: Record<string, unknown>, aggregator = 'fedavg') =>
+      componentProblems({ aggregator: { type: aggregator, args: {} }, learner: { type, args: { batch_size: 32, ...args } } } as never);
+    expect(problems('fedrep', { head_epochs: 0 })).toEqual([{ path: 'learner', message: 'learner algorithm "fedrep": args.head_epochs must be >= 1, got 0' }]);
+    expect(problems('fedbabu', { finetune_part: 'body' })[0]!.message).toMatch(/^learner algorithm "fedbabu": args.finetune_part must be one of/);
+    expect(problems('ditto', { lambda: -1 })[0]!.message).toBe('learner algorithm "ditto": args.lambda must be >= 0, got -1');
+    expect(problems('moon', { temperature: 0 })[0]!.message).toMatch(/^learner algorithm "moon": args.temperature must be > 0/);
+    expect(problems('fedproto', { lambda: 0 }, 'fedproto')[0]!.message).toMatch(/^learner algorithm "fedproto": args.lambda must be > 0/);
+    expect(problems('fedrod', { alpha: 1 })[0]!.message).toMatch(/^learner.args.alpha is neither a local training setting nor an arg of learner algorithm "fedrod"/);
+    expect(problems('fedproto', {}, 'fedproto')).toEqual([]);
   });
 });
 
