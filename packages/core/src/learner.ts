@@ -206,12 +206,12 @@ export class Learner {
         meta: { momentum: settings.optimizer === 'sgd' ? settings.momentum : 0, lr: settings.lr, ...added.meta },
       };
       const compression = effectiveCompression(this.options.compression, request.config?.update_compression);
+      if (request.config?.report_status) await this.reportUploading(ctx.source, request.round);
       return {
         body,
         tensors: [...this.encodeWeights(sent, global, model.layout, compression), ...extrasToTensors(added.extras)],
       };
     });
-      if (request.config?.report_status) this.reportUploading(ctx.source, request.round);
   }
 
   /** One local training run on this learner's data: from `run.start`, the round's options overridden by the run's. */
@@ -224,17 +224,18 @@ export class Learner {
     return { weights: model.getWeights(), result };
   }
 
-  /** The round's local training settings: the learner's own, epochs from the trainer unless set here. */
-  private trainOptions(request: TrainRequestBody, ctx: CallContext): TrainOptions {
-    const { settings } = this.options;
-    const trainOptions: TrainOptions = {
-      epochs: settings.localEpochs ?? request.config?.local_epochs ?? 1,
-  /** Tells the trainer (dashboard) that training is done and the update is on its way; best effort. */
-  private reportUploading(trainer: string, round: number): void {
+  /**
+   * Tells the trainer (dashboard) that training is done and the update is on its way. Awaited, so
+   * the notice (its own RPC) reaches the trainer before the update; best effort and capped at 2 s.
+   */
+  private async reportUploading(trainer: string, round: number): Promise<void> {
     const body: LearnerStatusBody = { round, state: 'uploading' };
-    this.options.transport
+    let timer: NodeJS.Timeout | undefined;
+    const sent = this.options.transport
       .notify(trainer, TrainerMethods.learnerStatus, { body })
       .catch((error) => this.logger.debug(`status notice to ${trainer} failed: ${errorMessage(error)}`));
+    await Promise.race([sent, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
   }
 
       batchSize: settings.batchSize,
