@@ -21,13 +21,13 @@ import { serveSecureAggregation } from './secure-aggregation-learner.js';
 import { evaluatePersonalizedModel } from './personalized-eval.js';
 import {
   LearnerMethods,
+  TrainerMethods,
   type EvaluateRequestBody,
   type EvaluateResponseBody,
-  TrainerMethods,
   type InfoResponseBody,
+  type LearnerStatusBody,
   type ModelSpecBody,
   type ShutdownBody,
-  type LearnerStatusBody,
   type TrainRequestBody,
   type TrainResponseBody,
 } from './protocol.js';
@@ -238,6 +238,11 @@ export class Learner {
     clearTimeout(timer);
   }
 
+  /** The round's local training settings: the learner's own, epochs from the trainer unless set here. */
+  private trainOptions(request: TrainRequestBody, ctx: CallContext): TrainOptions {
+    const { settings } = this.options;
+    const trainOptions: TrainOptions = {
+      epochs: settings.localEpochs ?? request.config?.local_epochs ?? 1,
       batchSize: settings.batchSize,
       lr: settings.lr,
       optimizer: settings.optimizer,
