@@ -10,6 +10,6 @@ export { DEFAULT_WEB_SETTINGS, LEARNER_METHODS, WebLearner, weightsOf } from './
 export type { PartitionHeader, WebDataset } from './data.js';
 export { decodePartition, parseCsv, readImageFolder } from './data.js';
 export type { PickedBackend, WebBackend } from './backend.js';
-export { BACKEND_ORDER, installBrowserShims, pickBackend } from './backend.js';
+export { BACKEND_ORDER, installBrowserShims, pickBackend, softwareWebGlRenderer } from './backend.js';
 export type { JoinOptions, JoinedLearner } from './join.js';
 export { joinFederation } from './join.js';

@@ -24,6 +24,8 @@ export interface JoinOptions {
 
 export interface JoinedLearner {
   backend: WebBackend;
+  /** Why backends before it were passed over (e.g. software webgl). */
+  skipped: string[];
   link: BrowserLink;
   learner: WebLearner;
   /** Settles when the trainer ends the federation (finished) or the socket closes first, with the reason. */
@@ -31,9 +33,9 @@ export interface JoinedLearner {
 }
 
 export async function joinFederation(o: JoinOptions): Promise<JoinedLearner> {
-  const { backend } = await pickBackend({ order: o.backends, wasmPath: o.wasmPath });
+  const { backend, skipped } = await pickBackend({ order: o.backends, wasmPath: o.wasmPath });
   const learner = new WebLearner({ nodeId: o.nodeId, data: o.data, testData: o.testData, settings: o.settings, seed: o.seed, backend, onEvent: o.onEvent });
   const link = await BrowserLink.connect({ url: o.url, nodeId: o.nodeId, token: o.token, metadata: learner.metadata(), WebSocket: o.WebSocket }, learner.handlers());
   const done = Promise.race([learner.finished.then((reason) => ({ finished: true, reason })), link.closed.then((reason) => ({ finished: false, reason }))]);
-  return { backend, link, learner, done };
+  return { backend, skipped, link, learner, done };
 }

@@ -129,6 +129,7 @@ async function join(cfg: JoinConfig): Promise<void> {
     onEvent: onLearnerEvent,
   });
   state.backend = joined.backend;
+  for (const why of joined.skipped) logLine(`backend ${why}`);
   state.nodeId = nodeId;
   $('backend-used').textContent = joined.backend;
   setStatus('joined', `as ${nodeId} on ${joined.backend}`);

@@ -94,7 +94,8 @@ describe.skipIf(chromiumMissing)('a browser tab as a learner (headless Chromium)
     const state = await pageState(page);
     await saveScreenshot(page, 'web-learner-join');
     expect(state.status, state.detail).toBe('finished');
-    expect(['webgl', 'wasm', 'cpu']).toContain(state.backend);
+    // --disable-gpu: webgl, if offered, is software GL, which the automatic choice passes over for wasm.
+    expect(['webgl', 'wasm']).toContain(state.backend);
     console.info(`browser learner backend: ${state.backend}; samples/s by round: ${state.trained.map((t) => t.samplesPerSecond.toFixed(0)).join(', ')}`);
     expect(state.trained.map((t) => t.round)).toEqual([1, 2, 3, 4, 5]);
     const exit = await trainer.exited;
