@@ -64,23 +64,23 @@ export type {
   EvaluateRequestBody,
   EvaluateResponseBody,
   InfoResponseBody,
+  LearnerStatusBody,
   RoundTrainConfig,
   ShutdownBody,
   TrainRequestBody,
   TrainResponseBody,
 } from './protocol.js';
+export { TrainerMethods } from './protocol.js';
 export { PayloadMismatchError, extrasToTensors, tensorsToExtras, tensorsToWeights, weightsToTensors } from './serde.js';
 export {
   checkCompression,
   compressUpdate,
   decodeUpdateWeights,
-  LearnerStatusBody,
   float16ToFloat32,
   float32ToFloat16,
   isCompressedUpdate,
   topKIndices,
 } from './compression.js';
-export { TrainerMethods } from './protocol.js';
 export type { UpdateCompression } from './compression.js';
 export { Mutex } from './mutex.js';
 export { silentLogger } from './logger.js';

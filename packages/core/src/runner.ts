@@ -241,8 +241,8 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
     await trainer?.shutdownLearners('training finished').catch(() => undefined);
     await transport.stop().catch((error) => logger.warn(`transport stop: ${errorMessage(error)}`));
     await observability?.close();
-    model.dispose();
     await dashboard?.close();
+    model.dispose();
     await logger.flush();
   }
 }
