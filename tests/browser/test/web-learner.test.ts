@@ -90,6 +90,10 @@ describe.skipIf(chromiumMissing)('a browser tab as a learner (headless Chromium)
   it('trains with two gRPC learners to the end: its update counts in every round and accuracy rises', async () => {
     const { trainer, url } = await startFederation('web-learner', { rounds: 5, minClients: 3, localEpochs: 2 });
     const { page, errors } = await openJoinPage(url, 'browser_0');
+    // While it trains, the dashboard lists the tab as a learner with the backend it registered.
+    await page.waitForFunction(() => (globalThis as unknown as { oiafedJoin: PageState }).oiafedJoin.status === 'joined', { timeout: 120_000 });
+    const snapshot = (await (await fetch(`${url}state`)).json()) as { learners: Array<{ id: string; backend?: string; samples?: number }> };
+    expect(snapshot.learners.find((l) => l.id === 'browser_0')).toMatchObject({ backend: (await pageState(page)).backend, samples: 160 });
     await page.waitForFunction(() => ['finished', 'failed'].includes((globalThis as unknown as { oiafedJoin: PageState }).oiafedJoin.status), { timeout: 240_000 });
     const state = await pageState(page);
     await saveScreenshot(page, 'web-learner-join');
