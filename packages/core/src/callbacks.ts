@@ -5,6 +5,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TensorSpec } from '@oiafed/aggregators';
+import { parseArgs, type ArgsSchema } from '@oiafed/component';
 import type { RoundRecord } from '@oiafed/tracker';
 import { lookupComponent, registerComponent } from './registry.js';
 
@@ -27,20 +28,33 @@ export interface TrainerCallback {
 
 export type CallbackFactory = (args: Record<string, unknown>, context: { runDir: string }) => TrainerCallback;
 
-/**
- * Registers a callback type for `callbacks[].type`. The same factory again is a no-op; another
- * factory under a taken type throws unless `options.replace` (the rule of every OiaFed registry).
- */
-export function registerCallback(type: string, factory: CallbackFactory, options: { replace?: boolean } = {}): void {
-  registerComponent('callback', type, factory, options);
+interface CallbackEntry {
+  factory: CallbackFactory;
+  argsSchema?: ArgsSchema;
 }
 
+/**
+ * Registers a callback type for `callbacks[].type`, with an optional schema for its `args` (the
+ * JSON-Schema subset aggregators and models use). The same factory again is a no-op; another
+ * factory under a taken type throws unless `options.replace` (the rule of every OiaFed registry).
+ */
+export function registerCallback(
+  type: string,
+  factory: CallbackFactory,
+  options: { argsSchema?: ArgsSchema; replace?: boolean } = {},
+): void {
+  if (typeof factory !== 'function') throw new Error(`registerCallback: factory for "${type}" must be a function, got ${typeof factory}`);
+  const entry: CallbackEntry = { factory, argsSchema: options.argsSchema };
+  registerComponent('callback', type, entry, { replace: options.replace });
+}
+
+/** Builds a callback from a config entry; its args are checked against the registered schema first. */
 export function createCallback(
   config: { type: string; args?: Record<string, unknown> },
   context: { runDir: string },
 ): TrainerCallback {
-  const factory = lookupComponent<CallbackFactory>('callback', config.type);
-  return factory(config.args ?? {}, context);
+  const entry = lookupComponent<CallbackEntry>('callback', config.type);
+  return entry.factory(parseArgs(`callback "${config.type}"`, entry.argsSchema, config.args ?? {}), context);
 }
 
 type Mode = 'max' | 'min';
@@ -129,7 +143,28 @@ export function writeModelFiles(
   renameSync(`${metaFile}.tmp`, metaFile);
 }
 
+const MODE: ArgsSchema = { type: 'string', enum: ['max', 'min'] };
+
+/** `callbacks[].args` of early_stopping; unknown keys are refused with a did-you-mean. */
+export const earlyStoppingSchema: ArgsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    patience: { type: 'integer', minimum: 1 },
+    metric: { type: 'string' },
+    mode: MODE,
+    min_delta: { type: 'number', minimum: 0 },
+  },
+};
+
+/** `callbacks[].args` of model_checkpoint. */
+export const modelCheckpointSchema: ArgsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { save_dir: { type: 'string' }, save_best: { type: 'boolean' }, metric: { type: 'string' }, mode: MODE },
+};
+
 export function registerBuiltinCallbacks(): void {
-  registerComponent('callback', 'early_stopping', earlyStopping, { replace: true });
-  registerComponent('callback', 'model_checkpoint', modelCheckpoint, { replace: true });
+  registerCallback('early_stopping', earlyStopping, { argsSchema: earlyStoppingSchema, replace: true });
+  registerCallback('model_checkpoint', modelCheckpoint, { argsSchema: modelCheckpointSchema, replace: true });
 }

@@ -18,10 +18,22 @@ const REGISTER_NAMES: Record<ComponentKind, string> = {
 
 const registries = new Map<ComponentKind, Registry<unknown>>();
 
+/** An entry that wraps a factory (`{factory, argsSchema}`) is the same registration when its factory is. */
+function sameRegistration(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  const factoryOf = (v: unknown) => (v !== null && typeof v === 'object' ? (v as { factory?: unknown }).factory : undefined);
+  return typeof factoryOf(a) === 'function' && factoryOf(a) === factoryOf(b);
+}
+
 function registryOf(kind: ComponentKind): Registry<unknown> {
   let registry = registries.get(kind);
   if (!registry) {
-    registry = createRegistry<unknown>({ kind, globalKey: `oiafed.core.registry/${kind}`, registerName: REGISTER_NAMES[kind] });
+    registry = createRegistry<unknown>({
+      kind,
+      globalKey: `oiafed.core.registry/${kind}`,
+      registerName: REGISTER_NAMES[kind],
+      same: sameRegistration,
+    });
     registries.set(kind, registry);
   }
   return registry;
