@@ -149,6 +149,21 @@ describe.skipIf(chromiumMissing)('live dashboard in headless Chromium', () => {
     }
   }, 400_000);
 
+  it('with auth_token: the page opened with ?token= streams its events; without the token it gets 401', async () => {
+    dashboard = await startDashboard({ port: 0, authToken: 'tok/en+1', run: { exp_name: 'guarded', max_rounds: 2, status: 'running' } });
+    const page = await browser!.newPage();
+    const refused = await page.goto(`http://127.0.0.1:${dashboard.port}/`);
+    expect(refused?.status()).toBe(401);
+    const errors = pageErrors(page);
+    await page.goto(`http://127.0.0.1:${dashboard.port}/?token=${encodeURIComponent('tok/en+1')}`, { waitUntil: 'load' });
+    await page.waitForFunction(() => document.querySelector('#conn')?.textContent === 'live', { timeout: 30_000 });
+    dashboard.updateLearner({ id: 'learner_0', state: 'training' });
+    await page.waitForFunction(() => document.querySelectorAll('#learners tbody tr').length === 1, { timeout: 30_000 });
+    expect(await page.$eval('#exp', (el) => el.textContent)).toBe('guarded');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
+
   it('shows learner ids and reasons from the network as text, never as markup', async () => {
     dashboard = await startDashboard({ port: 0, run: { exp_name: '<b id="bold">exp</b>', model: 'mlp', aggregator: 'fedavg', max_rounds: 3, status: 'running' } });
     const hostile = '<img src=x onerror="window.__pwned=1">learner';
