@@ -131,17 +131,20 @@ export async function trainDpSgd(model: tfl.LayersModel, layout: readonly Tensor
         options.signal?.throwIfAborted();
         const end = Math.min(start + options.batchSize, data.length);
         const sums = varList.map((v) => tf.zerosLike(v) as tf.Tensor);
+        const stats: tf.Scalar[] = [];
         for (let j = start; j < end; j++) {
           const batch = makeBatch(data, indices, j, j + 1, numClasses);
           try {
             const { loss, correct } = addClippedGradient(model, batch.x, batch.yOneHot, batch.labels, varList, sums, dp.clipNorm);
-            lossSum += (await loss.data())[0]!;
-            correctSum += (await correct.data())[0]!;
-            tf.dispose([loss, correct]);
+            stats.push(loss, correct);
           } finally {
             disposeBatch(batch);
           }
         }
+        // One read per lot, not two per example: each read waits for the backend.
+        const values = await Promise.all(stats.map((t) => t.data()));
+        values.forEach((v, k) => (k % 2 === 0 ? (lossSum += v[0]!) : (correctSum += v[0]!)));
+        tf.dispose(stats);
         const grads = noisedMeanGradients(varList, sums, options.batchSize, dp, normal, options, centers);
         optimizer.applyGradients(grads);
         tf.dispose([...sums, ...Object.values(grads)]);
