@@ -90,9 +90,9 @@ class Feed implements DashboardFeed {
     });
     for (const peer of transport.peers()) if (peer.role === 'learner') this.joined(peer);
     // While a learner stays registered its heartbeats arrive (the transport drops it otherwise):
-    // refresh "last heartbeat" at the heartbeat period.
+    // refresh "last heartbeat" at the heartbeat period, at most every 2 s (one event per learner each time).
     if (this.heartbeatIntervalS > 0) {
-      this.sweep = setInterval(() => this.markAlive(transport.peers()), this.heartbeatIntervalS * 1000);
+      this.sweep = setInterval(() => this.markAlive(transport.peers()), Math.max(this.heartbeatIntervalS, 2) * 1000);
       this.sweep.unref();
     }
     const call = this.watchedCall(transport);

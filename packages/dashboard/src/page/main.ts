@@ -25,6 +25,7 @@ const probe: PageProbe = { state, events: {}, latencies: [], learnerStates: {}, 
 /** Server clock minus page clock (ms), from the snapshot's `now`, so elapsed and "ago" use the trainer's time. */
 let clockSkew = 0;
 let chartsDirty = true;
+let learnersDirty = true;
 
 const el = (id: string): HTMLElement => document.getElementById(id) as HTMLElement;
 const query = (document.currentScript as HTMLScriptElement | null)?.dataset.query ?? '';
@@ -50,10 +51,11 @@ function receive(event: DashboardEvent): void {
   if (event.type === 'snapshot') clockSkew = Date.parse(event.data.now) - Date.now();
   applyEvent(state, event);
   if (event.type === 'snapshot' || event.type === 'round') chartsDirty = true;
-  if (event.type === 'snapshot' || event.type === 'learner') renderLearners();
+  if (event.type === 'snapshot' || event.type === 'learner') learnersDirty = true;
   if (event.type === 'snapshot' || event.type === 'progress') renderProgress();
   renderHeader();
-  if (chartsDirty) requestAnimationFrame(renderCharts);
+  // Many learner events can arrive between two frames (heartbeats of a large federation): draw once per frame.
+  if (chartsDirty || learnersDirty) requestAnimationFrame(renderDirty);
 }
 
 function setConnected(live: boolean): void {
@@ -125,8 +127,12 @@ function renderProgress(): void {
   fill.style.width = `${p.selected > 0 ? Math.round((100 * p.done) / p.selected) : 0}%`;
 }
 
+function renderDirty(): void {
+  if (learnersDirty) renderLearners();
+  if (chartsDirty) renderCharts();
+}
+
 function renderCharts(): void {
-  if (!chartsDirty) return;
   chartsDirty = false;
   const [accuracy, loss] = runCharts(state.rounds, ['accuracy', 'loss']);
   // lineChart escapes every text it writes, so its SVG string is safe to insert.
@@ -148,6 +154,7 @@ const COLUMNS: Array<[string, (l: LearnerRow) => string]> = [
 ];
 
 function renderLearners(): void {
+  learnersDirty = false;
   const rows = [...state.learners.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const body = (el('learners') as HTMLTableElement).tBodies[0];
   body.replaceChildren(...rows.map(learnerRow));
