@@ -16,17 +16,23 @@
  * reduced so the whole table runs in minutes on a loaded CPU (see `describe`); every cell is a real
  * federation through core's `runSerial`, the same path as `oiafed run --mode serial`.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { hasAggregator, registerBuiltins as registerBuiltinAggregators } from '@oiafed/aggregators';
 import { resolveConfig } from '@oiafed/config';
 import { createLearnerAlgorithm, listLearnerAlgorithms, registerBuiltinLearnerAlgorithms, runSerial, type TrainingSummary } from '@oiafed/core';
 import { createRng, loadDataset, registerDataset, subset, type ArrayDataset, type DatasetSpec } from '@oiafed/datasets';
+import { writeDocsSection } from '../docs-section.js';
 
 /** Global-model methods of the issue's family, benchmarked beside the personalized ones. */
 const GLOBAL_FAMILY = ['moon', 'feddyn'];
+/** Why a method is not expected to beat FedAvg's personalized accuracy here, said beside the table when it does not. */
+const WHY_NOT: Record<string, string> = {
+  fedbn: 'FedBN keeps only normalization layers local and this MLP has none, so it is FedAvg here (identical numbers by construction)',
+  moon: "MOON trains one global model (its personalized model is that model), so it can only gain what a better global model gains on each learner's split",
+  feddyn: "FedDyn trains one global model (its personalized model is that model), so it can only gain what a better global model gains on each learner's split",
+};
 /** Algorithm args the bench sets (each method's defaults otherwise). */
 const METHOD_ARGS: Record<string, Record<string, unknown>> = {
   // FedRep's paper trains the head for 10 epochs per round; 2 keep the reduced run short.
@@ -311,26 +317,12 @@ function sectionMarkdown(o: Options, cells: Cell[], seconds: number, done: boole
       ? 'Every method run beats FedAvg\'s personalized accuracy on these splits.'
       : `Not above FedAvg's personalized accuracy here: ${losers.map((c) => `${c.method} (${partitionDef(c.partition).label})`).join(', ')}.`,
     '',
+    ...[...new Set(losers.map((c) => c.method))].filter((m) => WHY_NOT[m]).map((m) => `- ${m}: ${WHY_NOT[m]}.`),
+    '',
+    'FedProto never changes the global weights (its server averages prototypes only), so its global accuracy is the initial ' +
+      "model's; FedPer, FedRep and FedRoD average a head no learner uses as its own, so their global accuracy is not what they optimize.",
+    '',
   ].join('\n');
-}
-
-function writeSection(markdown: string): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const file = resolve(here, '..', '..', 'docs', 'benchmarks.md');
-  mkdirSync(dirname(file), { recursive: true });
-  // re-read right before writing: other benches own other sections of this file
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const heading = '## bench:pfl';
-  const start = current.indexOf(`${heading}\n`);
-  let next: string;
-  if (start < 0) {
-    next = `${current.replace(/\n*$/, '')}\n\n${markdown}\n`;
-  } else {
-    const after = current.indexOf('\n## ', start + heading.length);
-    next = current.slice(0, start) + markdown + (after < 0 ? '\n' : `\n${current.slice(after + 1)}`);
-  }
-  writeFileSync(file, next);
-  return file;
 }
 
 async function main(): Promise<void> {
@@ -352,7 +344,7 @@ async function main(): Promise<void> {
         const cell = await runCell(o, method, partition, runRoot, log);
         cells.push(cell);
         log(`${method} ${partitionDef(partition).label}: global ${pct(cell.global)}%, personalized ${pct(cell.personalized)}% in ${cell.seconds.toFixed(0)}s`);
-        if (o.write) writeSection(sectionMarkdown(o, cells, (Date.now() - started) / 1000, false, load));
+        if (o.write) writeDocsSection('## bench:pfl', sectionMarkdown(o, cells, (Date.now() - started) / 1000, false, load));
       }
     }
   } finally {
@@ -361,7 +353,7 @@ async function main(): Promise<void> {
   const totalS = (Date.now() - started) / 1000;
   log('');
   log(table(o, cells));
-  if (o.write) log(`wrote ${writeSection(sectionMarkdown(o, cells, totalS, true, load))}`);
+  if (o.write) log(`wrote ${writeDocsSection('## bench:pfl', sectionMarkdown(o, cells, totalS, true, load))}`);
   if (o.json) {
     process.stdout.write(`${JSON.stringify({ setting: { ...o }, seconds: totalS, loadAverage: load, cells, reference: REFERENCE })}\n`);
   }
