@@ -6,7 +6,7 @@
  * like any other, and the run goes on.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -47,7 +47,7 @@ afterEach(async () => {
 });
 
 /** A federation of 3 partitions with the dashboard, transport.web and served partitions on. */
-async function startFederation(name: string, o: { rounds: number; minClients: number; localEpochs: number }): Promise<{ trainer: Proc; url: string }> {
+async function startFederation(name: string, o: { rounds: number; minClients: number; localEpochs: number; authToken?: string }): Promise<{ trainer: Proc; url: string }> {
   fed = new Federation(name, {
     numLearners: 3,
     rounds: o.rounds,
@@ -57,7 +57,7 @@ async function startFederation(name: string, o: { rounds: number; minClients: nu
     roundTimeoutS: 60,
     heartbeat: { interval: 0.5, timeout: 5 },
     extra: {
-      transport: { mode: 'grpc', grpc: { timeout: 30 }, web: { enabled: true, path: '/learn' } },
+      transport: { mode: 'grpc', grpc: { timeout: 30, ...(o.authToken ? { auth_token: o.authToken } : {}) }, web: { enabled: true, path: '/learn' } },
       dashboard: { enabled: true, host: '127.0.0.1', port: 0, serve_partitions: true },
     },
   });
@@ -75,14 +75,17 @@ function history(): HistoryRecord[] {
     .map((l) => JSON.parse(l) as HistoryRecord);
 }
 
-async function openJoinPage(url: string, nodeId: string): Promise<{ browser: Browser; page: Page; errors: string[] }> {
+async function openJoinPage(url: string, nodeId: string, query = 'auto=1&partition=2'): Promise<{ browser: Browser; page: Page; errors: string[] }> {
   const browser = await launchChromium({ viewport: { width: 1100, height: 900 } });
   browsers.push(browser);
   const page = await browser.newPage();
   const errors = pageErrors(page);
-  await page.goto(`${url}join?auto=1&partition=2&node_id=${nodeId}`, { waitUntil: 'load' });
+  await page.goto(`${url}join?${query}&node_id=${nodeId}`, { waitUntil: 'load' });
   return { browser, page, errors };
 }
+
+const finished = (page: Page) =>
+  page.waitForFunction(() => ['finished', 'failed'].includes((globalThis as unknown as { oiafedJoin: PageState }).oiafedJoin.status), { timeout: 240_000 });
 
 const pageState = (page: Page) => page.evaluate(() => (globalThis as unknown as { oiafedJoin: PageState }).oiafedJoin);
 
@@ -113,6 +116,26 @@ describe.skipIf(chromiumMissing)('a browser tab as a learner (headless Chromium)
     // The page follows the dashboard's round events (the global curve).
     expect(state.global.length).toBeGreaterThan(0);
     expect(trainer.tail(200_000)).toMatch(/peer joined.*browser_0.*websocket/);
+    expect(errors).toEqual([]);
+  }, 300_000);
+
+  it("trains on a CSV the user picks, with the trainer's auth token typed into the page", async () => {
+    const { trainer, url } = await startFederation('web-learner-csv', { rounds: 2, minClients: 3, localEpochs: 1, authToken: 'learner-secret' });
+    // 120 rows of the synthetic task's shape: 60 numeric features and a label column.
+    const rows = Array.from({ length: 120 }, (_, r) => [...Array.from({ length: 60 }, (_, c) => ((r * 7 + c * 13) % 17) / 17), r % 10].join(','));
+    const csv = join(fed!.dir, 'mine.csv');
+    writeFileSync(csv, `${[...Array.from({ length: 60 }, (_, c) => `f${c}`), 'label'].join(',')}\n${rows.join('\n')}\n`);
+    const { page, errors } = await openJoinPage(url, 'browser_csv', 'learner_token=learner-secret');
+    await page.select('#source', 'csv');
+    const input = await page.$('input#csv');
+    await input!.uploadFile(csv);
+    await page.click('#join');
+    await finished(page);
+    const state = await pageState(page);
+    expect(state.status, state.detail).toBe('finished');
+    expect(state.trained.map((t) => t.round)).toEqual([1, 2]);
+    expect((await trainer.exited).code, trainer.tail()).toBe(0);
+    expect(history().map((r) => r.participants)).toEqual([3, 3]);
     expect(errors).toEqual([]);
   }, 300_000);
 
