@@ -113,6 +113,14 @@ describe('DP-SGD on the learners', () => {
     expect(summary.weights.every(Number.isFinite)).toBe(true);
   });
 
+  it('runs the same on the serial learner pool (local training on worker threads)', async () => {
+    const config = syntheticTrainerConfig({ trainer: dpTrainer, differential_privacy: { mode: 'dp_sgd', noise_multiplier: 1.1, clip_norm: 1, delta: DELTA } });
+    const lines: string[] = [];
+    const summary = await runSerial(config, { numClients: 3, learnerPool: 2, report: (line) => lines.push(line) });
+    expect(summary.rounds.every((r) => r.aggregated)).toBe(true);
+    expect(epsilonsShown(lines)).toEqual([1, 2].map((r) => Number(epsilonFor(32 / 160, 1.1, 5 * r, DELTA).toFixed(3))));
+  });
+
   it('with a target below one round, the learners refuse to train and the trainer stops at once', async () => {
     const config = syntheticTrainerConfig({ trainer: dpTrainer, differential_privacy: { mode: 'dp_sgd', noise_multiplier: 0.5, clip_norm: 1, target_epsilon: 0.5 } });
     const summary = await runSerial(config, { numClients: 3 });
