@@ -48,13 +48,22 @@ export function registerCallback(
   registerComponent('callback', type, entry, { replace: options.replace });
 }
 
+/**
+ * A config entry's args checked against its type's schema, defaults filled in; throws on an
+ * unknown type or bad args. `oiafed validate` runs it without building the callback.
+ */
+export function callbackArgs(config: { type: string; args?: Record<string, unknown> }): Record<string, unknown> {
+  const entry = lookupComponent<CallbackEntry>('callback', config.type);
+  return parseArgs(`callback "${config.type}"`, entry.argsSchema, config.args ?? {});
+}
+
 /** Builds a callback from a config entry; its args are checked against the registered schema first. */
 export function createCallback(
   config: { type: string; args?: Record<string, unknown> },
   context: { runDir: string },
 ): TrainerCallback {
-  const entry = lookupComponent<CallbackEntry>('callback', config.type);
-  return entry.factory(parseArgs(`callback "${config.type}"`, entry.argsSchema, config.args ?? {}), context);
+  const args = callbackArgs(config);
+  return lookupComponent<CallbackEntry>('callback', config.type).factory(args, context);
 }
 
 type Mode = 'max' | 'min';

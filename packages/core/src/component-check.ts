@@ -1,11 +1,12 @@
 /**
- * What `oiafed validate` checks beyond the config schema: that `aggregator.type` and
- * `learner.type` name registered components and that their args pass the components' own
- * schemas. Exported as `@oiafed/core/component-check`, which loads no tfjs, so validate stays
+ * What `oiafed validate` checks beyond the config schema: that `aggregator.type`,
+ * `learner.type` and `callbacks[].type` name registered components and that their args pass the
+ * components' own schemas. Exported as `@oiafed/core/component-check`, which loads no tfjs, so validate stays
  * fast; a caller whose config names plugins imports them first (prepareNode).
  */
 import { createAggregator, registerBuiltins as registerBuiltinAggregators } from '@oiafed/aggregators';
 import type { NodeConfig } from '@oiafed/config';
+import { callbackArgs, registerBuiltinCallbacks } from './callbacks.js';
 import { withDifferentialPrivacy } from './central-dp.js';
 import { registerBuiltinLearnerAlgorithms } from './learner-algorithms/builtins.js';
 import { secureAggregationSettings } from './secure-aggregation.js';
@@ -14,16 +15,18 @@ import { learnerAlgorithmArgs } from './learner-algorithms/registry.js';
 
 /** One problem, located like a config issue: the section and what is wrong. */
 export interface ComponentProblem {
-  path: 'aggregator' | 'learner' | 'differential_privacy' | 'secure_aggregation';
+  path: 'aggregator' | 'learner' | 'differential_privacy' | 'secure_aggregation' | `callbacks[${number}]`;
   message: string;
 }
 
 /** Unknown component types and bad args in a resolved config; empty when all are fine. */
 export function componentProblems(
-  config: Pick<NodeConfig, 'aggregator' | 'learner'> & Partial<Pick<NodeConfig, 'differential_privacy' | 'trainer' | 'secure_aggregation'>>,
+  config: Pick<NodeConfig, 'aggregator' | 'learner'> &
+    Partial<Pick<NodeConfig, 'differential_privacy' | 'trainer' | 'secure_aggregation' | 'callbacks'>>,
 ): ComponentProblem[] {
   registerBuiltinAggregators();
   registerBuiltinLearnerAlgorithms();
+  registerBuiltinCallbacks();
   const problems: ComponentProblem[] = [];
   const check = (path: ComponentProblem['path'], build: () => unknown) => {
     try {
@@ -43,5 +46,6 @@ export function componentProblems(
   // A rule that needs individual updates cannot run on the masked sum: said by validate, not at round 1.
   if (config.secure_aggregation?.enabled) check('secure_aggregation', () => secureAggregationSettings(config));
   check('learner', () => new LearnerAlgorithms({ type: config.learner.type, args: learnerAlgorithmArgs(config.learner.args, config.learner.type) }));
+  (config.callbacks ?? []).forEach((callback, i) => check(`callbacks[${i}]`, () => callbackArgs(callback)));
   return problems;
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { componentProblems } from '../src/component-check.js';
 import { createCallback, registerBuiltinCallbacks, registerCallback, type CallbackFactory } from '../src/index.js';
 
 const context = { runDir: '/nonexistent-run-dir' };
@@ -16,6 +17,18 @@ describe('callback registry', () => {
       'callback "model_checkpoint": args.mode must be one of "max", "min", got string "best"',
     );
     expect(createCallback({ type: 'early_stopping', args: { patience: 2, mode: 'min' } }, context).onRoundEnd).toBeTypeOf('function');
+  });
+
+  it('oiafed validate (componentProblems) reports each bad callback entry by its index', () => {
+    type Config = Parameters<typeof componentProblems>[0];
+    const base = { aggregator: { type: 'fedavg', args: {} }, learner: { type: 'default', args: {} } };
+    const bad = { ...base, callbacks: [{ type: 'model_checkpoint', args: {} }, { type: 'early_stopping', args: { patience: 0 } }, { type: 'early_stoping', args: {} }] };
+    expect(componentProblems(bad as unknown as Config)).toEqual([
+      { path: 'callbacks[1]', message: 'callback "early_stopping": args.patience must be >= 1, got 0' },
+      { path: 'callbacks[2]', message: expect.stringMatching(/^unknown callback type "early_stoping"; .*did you mean "early_stopping"\?$/) },
+    ]);
+    const good = { ...base, callbacks: [{ type: 'early_stopping', args: { patience: 3, metric: 'loss', mode: 'min' } }] };
+    expect(componentProblems(good as unknown as Config)).toEqual([]);
   });
 
   it('names an unknown type with the registered ones and a close one', () => {
