@@ -23,8 +23,8 @@ export interface DashboardFeed {
   readonly callback: TrainerCallback;
   /** The transport to give the trainer: the same one, with its learner calls watched. */
   observe(transport: Transport): Transport;
-  /** Marks the run finished (or failed, with the reason). */
-  finish(error?: unknown): void;
+  /** Marks the run finished (with why it stopped before max_rounds, if it did), or failed with the error. */
+  finish(error?: unknown, stopReason?: string): void;
   close(): Promise<void>;
 }
 
@@ -105,8 +105,8 @@ class Feed implements DashboardFeed {
     });
   }
 
-  finish(error?: unknown): void {
-    this.server.setRun(error === undefined ? { status: 'finished' } : { status: 'failed', error: errorMessage(error) });
+  finish(error?: unknown, stopReason?: string): void {
+    this.server.setRun(error === undefined ? { status: 'finished', stop_reason: stopReason } : { status: 'failed', error: errorMessage(error) });
     this.setProgress(undefined);
   }
 

@@ -220,7 +220,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
       dashboard?.finish(error);
       throw error;
     });
-    dashboard?.finish();
+    dashboard?.finish(undefined, summary.stoppedBy === 'max_rounds' ? undefined : (summary.stopReason ?? summary.stoppedBy));
     // SIGTERM (Kubernetes) or Ctrl-C: keep what was learned so `--resume` continues from here.
     if (summary.stoppedBy === 'aborted') saveCheckpoint();
     history.writeSummary({

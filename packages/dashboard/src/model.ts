@@ -42,6 +42,8 @@ export interface RunInfo {
   status: 'waiting' | 'running' | 'finished' | 'failed';
   /** Why the run failed, when it did. */
   error?: string;
+  /** Why a finished run stopped before max_rounds (early stopping, a stop signal). */
+  stop_reason?: string;
 }
 
 /** The round in flight: how many of the selected learners have replied. */

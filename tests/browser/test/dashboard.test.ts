@@ -135,9 +135,12 @@ describe.skipIf(chromiumMissing)('live dashboard in headless Chromium', () => {
     const rounds = roundLines(trainer.stdout);
     expect(rounds.length).toBeGreaterThan(3);
     expect(errors).toEqual([]);
-    await page.close();
+    // Stopping the trainer: the page shows how the run ended and stops reconnecting.
     trainer.kill('SIGTERM');
     await trainer.exited;
+    await page.waitForFunction(() => /stopped serving/.test(document.querySelector('#conn')?.textContent ?? ''), { timeout: 30_000 });
+    expect(await page.$eval('#sub', (el) => el.textContent)).toMatch(/finished · stopped: aborted/);
+    await page.close();
     // Round end on the trainer (the record's timestamp) to the event in the page, same machine clock.
     const sorted = [...latencies].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)];

@@ -41,7 +41,14 @@ function connect(): void {
   (['snapshot', 'round', 'learner', 'progress', 'run'] as const).forEach(on);
   source.onopen = () => setConnected(true);
   // EventSource reconnects by itself (the server sets retry: 2000); the next snapshot resyncs.
-  source.onerror = () => setConnected(false);
+  // Once the run has ended the trainer closes the dashboard: stop retrying and say so.
+  source.onerror = () => {
+    if (state.run.status !== 'finished' && state.run.status !== 'failed') return setConnected(false);
+    source.close();
+    probe.connected = false;
+    el('conn').textContent = `run ${state.run.status}; the trainer has stopped serving this page`;
+    el('conn').className = '';
+  };
 }
 
 function receive(event: DashboardEvent): void {
@@ -69,7 +76,8 @@ function renderHeader(): void {
   const run = state.run;
   el('exp').textContent = run.exp_name || 'OiaFed run';
   document.title = `${run.exp_name || 'OiaFed run'} · dashboard`;
-  const parts = [run.model && `model ${run.model}`, run.aggregator && `aggregator ${run.aggregator}`, run.status, run.error];
+  const stopped = run.stop_reason && `stopped: ${run.stop_reason}`;
+  const parts = [run.model && `model ${run.model}`, run.aggregator && `aggregator ${run.aggregator}`, run.status, stopped, run.error];
   el('sub').textContent = parts.filter(Boolean).join(' · ');
   const done = state.rounds.length > 0 ? state.rounds[state.rounds.length - 1].round : 0;
   el('rounds').textContent = run.max_rounds > 0 ? `${done} / ${run.max_rounds}` : String(done);
