@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { EnvelopeKind, Frame, type Envelope } from './generated/oiafed/v1/node.js';
 import { GrpcTransport } from './grpc-transport.js';
+import { MAX_UNREGISTERED_SOCKETS } from './web-socket-link.js';
 import { nodeServiceDefinition } from './grpc-wire.js';
 import { newId, payloadFromWire, payloadToWire } from './serde.js';
 import { StreamLink } from './stream-link.js';
@@ -195,6 +196,30 @@ describe('GrpcTransport: hostile WebSocket frames', () => {
     early.send(nodeServiceDefinition.connect.requestSerialize({ kind: { $case: 'heartbeat', heartbeat: { timestampMs: 1, pong: false } } }));
     expect(await earlyClosed).toBe(1008);
     expect(trainer.peers()).toEqual([]);
+  });
+
+  it('refuses upgrades past MAX_UNREGISTERED_SOCKETS sockets that have not registered, and counts registered ones out', async () => {
+    const { trainer, url } = await startTrainer();
+    const idle = await Promise.all(Array.from({ length: MAX_UNREGISTERED_SOCKETS }, () => opened(url)));
+    await expect(opened(url)).rejects.toThrow(/503/);
+    // One of them registers: its place frees up for a newcomer.
+    const joined = waitEvent(trainer, 'peer-joined');
+    idle[0]!.send(registerFrame('browser_late'));
+    await joined;
+    await opened(url);
+    await expect(opened(url)).rejects.toThrow(/503/);
+    // Closing idle sockets frees places too.
+    await Promise.all(idle.slice(1, 3).map((ws) => {
+      const closed = closeCode(ws);
+      ws.close();
+      return closed;
+    }));
+    await expect.poll(async () => (await opened(url).then(() => 'open', () => 'refused'))).toBe('open');
+  });
+
+  it('answers an upgrade to another path with 404 instead of leaving it hanging', async () => {
+    const { url } = await startTrainer();
+    await expect(opened(url.replace('/learn', '/elsewhere'))).rejects.toThrow(/404/);
   });
 
   it('closes a registered learner whose chunk announces an envelope over max_message_mb, and penalises its id', async () => {

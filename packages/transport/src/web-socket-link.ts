@@ -17,6 +17,12 @@ import type { Logger, PeerInfo } from './types.js';
 /** Register metadata key a browser puts its bearer token in (it cannot set an Authorization header). */
 export const WEB_AUTH_METADATA_KEY = 'authorization';
 
+/**
+ * Sockets open but not yet registered, at most: each may make the trainer buffer one message of up
+ * to maxFrameBytes before it is refused, so an unauthenticated crowd is bounded.
+ */
+export const MAX_UNREGISTERED_SOCKETS = 32;
+
 /** Close codes (RFC 6455 7.4.1) the trainer ends a learner's socket with. */
 export const WebCloseCode = { normal: 1000, unsupported: 1003, invalid: 1007, policy: 1008, tooBig: 1009 } as const;
 
@@ -70,6 +76,8 @@ function bearerOf(value: string | undefined): string | undefined {
 export class WebSocketAcceptor {
   private readonly wss: WebSocketServer;
   private readonly sockets = new Set<WebSocket>();
+  /** Upgrades in progress plus sockets that have not registered yet. */
+  private unregistered = 0;
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head);
 
   constructor(
@@ -83,11 +91,28 @@ export class WebSocketAcceptor {
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (pathname !== this.path) return;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, req));
+    if (pathname !== this.path) {
+      // Nobody else takes upgrades on this server: answer rather than leave the socket hanging.
+      if (this.server.listenerCount('upgrade') === 1) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (this.unregistered >= MAX_UNREGISTERED_SOCKETS) {
+      this.host.refuse(req.socket.remoteAddress ?? 'unknown', 'too many unregistered sockets', `${this.unregistered} sockets have not registered yet (limit ${MAX_UNREGISTERED_SOCKETS})`);
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n\r\n');
+      return;
+    }
+    this.unregistered++;
+    let counted = true;
+    // Registration or the socket's end, whichever comes first, takes it off the count.
+    const uncount = () => {
+      if (counted) this.unregistered--;
+      counted = false;
+    };
+    socket.once('close', uncount);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, req, uncount));
   }
 
-  private serve(ws: WebSocket, req: IncomingMessage): void {
+  private serve(ws: WebSocket, req: IncomingMessage, onRegistered: () => void): void {
     this.sockets.add(ws);
     const remote = req.socket.remoteAddress ?? 'unknown';
     const headerToken = bearerOf(req.headers.authorization);
@@ -109,6 +134,7 @@ export class WebSocketAcceptor {
       if (joined) return joined.link.receive(frame);
       clearTimeout(registerTimer);
       joined = this.register(ws, req, frame, headerToken, refuse);
+      if (joined) onRegistered();
     });
     ws.on('close', (code: number) => gone(`websocket closed (${code})`));
     ws.on('error', (err: Error) => {
