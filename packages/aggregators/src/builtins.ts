@@ -2,7 +2,7 @@ import { getRegistry, registerAggregator } from './registry.js';
 import { createFedBn, createFedProx, FedAvg, fedAvgMSchema, FedAvgM, fedAvgSchema, fedBnSchema, fedProxSchema } from './rules/fedavg.js';
 import { FedDyn, fedDynSchema } from './rules/feddyn.js';
 import { FedNova, fedNovaSchema } from './rules/fednova.js';
-import { FedProto, fedProtoSchema } from './rules/fedproto.js';
+import { FEDDISTILL_KEYS, FedProto, fedProtoSchema } from './rules/fedproto.js';
 import { FedOpt, fedOptSchema } from './rules/fedopt.js';
 import { CoordinateMedian, Krum, krumSchema, medianSchema, TrimmedMean, trimmedMeanSchema } from './rules/robust.js';
 import { Scaffold, scaffoldSchema } from './rules/scaffold.js';
@@ -23,6 +23,7 @@ export const BUILTIN_AGGREGATORS = [
   'krum',
   'feddyn',
   'fedproto',
+  'feddistill',
 ] as const;
 
 /**
@@ -47,5 +48,6 @@ export function registerBuiltins(): void {
   registerAggregator('krum', (a) => new Krum(a), krumSchema);
   registerAggregator('feddyn', (a) => new FedDyn(a), fedDynSchema);
   registerAggregator('fedproto', (a) => new FedProto(a), fedProtoSchema);
+  registerAggregator('feddistill', (a) => new FedProto(a, 'feddistill', FEDDISTILL_KEYS), fedProtoSchema);
   registry.builtinsRegistered = true;
 }

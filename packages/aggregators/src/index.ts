@@ -32,8 +32,19 @@ export type { FedAvgArgs, FedAvgMArgs, FedProxArgs } from './rules/fedavg.js';
 export { FedOpt } from './rules/fedopt.js';
 export type { FedOptArgs, FedOptVariant } from './rules/fedopt.js';
 export { FEDDYN_INSTRUCTION, FedDyn } from './rules/feddyn.js';
-export { FEDPROTO_GLOBAL, FEDPROTO_INSTRUCTION, FEDPROTO_LOCAL, FedProto, packPrototypes, unpackPrototypes } from './rules/fedproto.js';
-export type { FedProtoArgs } from './rules/fedproto.js';
+export {
+  FEDDISTILL_GLOBAL,
+  FEDDISTILL_INSTRUCTION,
+  FEDDISTILL_KEYS,
+  FEDDISTILL_LOCAL,
+  FEDPROTO_GLOBAL,
+  FEDPROTO_INSTRUCTION,
+  FEDPROTO_LOCAL,
+  FedProto,
+  packPrototypes,
+  unpackPrototypes,
+} from './rules/fedproto.js';
+export type { ClassVectorKeys, FedProtoArgs } from './rules/fedproto.js';
 export type { FedDynArgs } from './rules/feddyn.js';
 export { FedNova } from './rules/fednova.js';
 export type { FedNovaArgs } from './rules/fednova.js';

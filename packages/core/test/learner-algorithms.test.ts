@@ -26,7 +26,7 @@ describe('learner algorithm registry', () => {
   it('has the built-ins, and a learner announces the instruction keys they own', () => {
     new LearnerAlgorithms();
     expect(listLearnerAlgorithms()).toEqual(expect.arrayContaining(['default', 'fedbn', 'feddyn', 'fednova', 'fedprox', 'scaffold']));
-    expect([...DEFAULT_LEARNER_CAPABILITIES].sort()).toEqual(['dp_sgd', 'feddyn', 'fedproto', 'keep_local', 'local_dp', 'proximal_mu', 'report_steps', 'scaffold']);
+    expect([...DEFAULT_LEARNER_CAPABILITIES].sort()).toEqual(['dp_sgd', 'feddistill', 'feddyn', 'fedproto', 'keep_local', 'local_dp', 'proximal_mu', 'report_steps', 'scaffold']);
     expect(learnerCapabilities()).toEqual(expect.arrayContaining([...DEFAULT_LEARNER_CAPABILITIES]));
   });
 

@@ -3,7 +3,16 @@
  * tiny real model (MLP 3-4-3, head = fc2), against a float64 reference computed here from the
  * method's equation (gradients by central differences of the hand-written loss).
  */
-import { createAggregator, FEDPROTO_GLOBAL, FEDPROTO_LOCAL, packPrototypes, registerBuiltins, unpackPrototypes } from '@oiafed/aggregators';
+import {
+  createAggregator,
+  FEDDISTILL_GLOBAL,
+  FEDDISTILL_LOCAL,
+  FEDPROTO_GLOBAL,
+  FEDPROTO_LOCAL,
+  packPrototypes,
+  registerBuiltins,
+  unpackPrototypes,
+} from '@oiafed/aggregators';
 import { createModel, registerBuiltinModels, selectBackend, type DataSource, type FedModel, type TrainOptions } from '@oiafed/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { describeLearnerAlgorithmContract } from '@oiafed/core/testing';
@@ -201,6 +210,38 @@ describe('FedProto (Tan et al. 2022, eq. 6 and 8)', () => {
   });
 });
 
+describe('FedDistill (Jeong et al. 2018, as PFLlib)', () => {
+  it('sends class-mean logits, the server averages them per label, and the soft-target term pulls towards them', async () => {
+    const a = new LearnerAlgorithms({ type: 'feddistill' });
+    const w0 = weights(11);
+    const first = await round(a, w0, 1, { instructions: { feddistill: 0.7 } });
+    expectClose(first.sent, step(w0, ce));
+    const local = unpackPrototypes(first.added.extras[FEDDISTILL_LOCAL]!, K, K);
+    expect([...local.counts]).toEqual([2, 3, 1]);
+    const meanLogits = (c: number) => [0, 1, 2].map((k) => mean((i) => (data.labels[i] === c ? forward(w0, i).logits[k]! : 0)) * data.length / local.counts[c]!);
+    expectClose(local.prototypes, [0, 1, 2].flatMap(meanLogits));
+    expect(first.added.meta).toEqual({ proto_classes: K, proto_dim: K });
+
+    const other = packPrototypes(Float32Array.from({ length: K * K }, (_, i) => 1 - i / 4), new Float32Array([0, 2, 2]), w0.length);
+    const aggregator = createAggregator({ type: 'feddistill', args: { lambda: 0.7 } });
+    const ctx = { round: 1, global: w0, layout: model.layout, totalClients: 2, selectedClients: ['a', 'b'] };
+    const meta = { proto_classes: K, proto_dim: K };
+    aggregator.aggregate(ctx, [
+      { clientId: 'a', weights: first.sent, numSamples: 6, extras: first.added.extras, meta },
+      { clientId: 'b', weights: first.sent, numSamples: 4, extras: { [FEDDISTILL_LOCAL]: other }, meta },
+    ]);
+    const plan = aggregator.configureRound({ ...ctx, round: 2 });
+    expect(plan.instructions).toEqual({ feddistill: 0.7 });
+    const targets = [0, 1, 2].flatMap((c) => [0, 1, 2].map((k) => (c === 0 ? local.prototypes[k]! : (local.prototypes[c * K + k]! + other[c * K + k]!) / 2)));
+    expectClose(unpackPrototypes(plan.tensors![FEDDISTILL_GLOBAL]!, K, K).prototypes, targets);
+
+    const second = await round(a, w0, 2, plan);
+    const soft = [0, 1, 2].map((c) => logSoftmax(targets.slice(c * K, c * K + K)).map(Math.exp));
+    const reg = (w: Float64Array) => 0.7 * mean((i) => -logSoftmax(forward(w, i).logits).reduce((t, q, k) => t + soft[data.labels[i]!]![k]! * q, 0));
+    expectClose(second.sent, step(first.sent, (w) => ce(w) + reg(w)));
+  });
+});
+
 describe('FedRoD (Chen & Chao 2022)', () => {
   it('trains body and generic head by balanced softmax, and a personal linear head by ERM on the detached features', async () => {
     const algorithms = new LearnerAlgorithms({ type: 'fedrod' });
@@ -235,6 +276,7 @@ describe('oiafed validate', () => {
     expect(problems('moon', { temperature: 0 })[0]!.message).toMatch(/^learner algorithm "moon": args.temperature must be > 0/);
     expect(problems('fedproto', { lambda: 0 }, 'fedproto')[0]!.message).toMatch(/^learner algorithm "fedproto": args.lambda must be > 0/);
     expect(problems('fedrod', { alpha: 1 })[0]!.message).toMatch(/^learner.args.alpha is neither a local training setting nor an arg of learner algorithm "fedrod"/);
+    expect(problems('feddistill', { lambda: -2 }, 'feddistill')[0]!.message).toMatch(/^learner algorithm "feddistill": args.lambda must be > 0/);
     expect(problems('fedproto', {}, 'fedproto')).toEqual([]);
   });
 });
@@ -246,5 +288,9 @@ describeLearnerAlgorithmContract('moon');
 describeLearnerAlgorithmContract('fedproto', {
   instructions: { fedproto: 1 },
   trainOutputs: { class_feature_sums: new Float32Array([1, 2, 3, 4, 5, 6]), class_counts: new Float32Array([2, 1]) },
+});
+describeLearnerAlgorithmContract('feddistill', {
+  instructions: { feddistill: 1 },
+  trainOutputs: { class_logit_sums: new Float32Array([1, 2, 3, 4]), class_counts: new Float32Array([2, 1]) },
 });
 describeLearnerAlgorithmContract('fedrod', { trainOutputs: { aux_head: new Float32Array(8).fill(0.1) } });

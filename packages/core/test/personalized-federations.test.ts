@@ -58,6 +58,13 @@ describe('personalized methods by config (serial, 3 learners, 2 rounds)', () => 
     expect(run.weights).toEqual(weights);
   });
 
+  it('feddistill with its aggregator: logits only, the global weights stay the initial ones', { timeout: TIMEOUT }, async () => {
+    const cfg = config({ type: 'feddistill' }, 'feddistill');
+    const { weights } = initialModel(cfg.seed!);
+    const run = await federate({ type: 'feddistill' }, 'feddistill');
+    expect(run.weights).toEqual(weights);
+  });
+
   for (const learner of [
     { type: 'fedrep', args: { head_epochs: 1 } },
     { type: 'ditto', args: { lambda: 0.1 } },

@@ -21,6 +21,7 @@ export type {
   ContrastiveTerm,
   PrototypeTerm,
   ReferenceForward,
+  SoftTargetsTerm,
   StepContext,
   StepHook,
   StepTerm,

@@ -77,9 +77,30 @@ export interface PrototypeTerm {
   present: Float32Array;
 }
 
-/** Per-class sums of the features seen in the last epoch (FedProto's local prototypes). */
+/**
+ * Per-class sums of the features (FedProto's local prototypes) or of the logits (FedDistill's
+ * local logits) seen in the last epoch: `outputs.class_feature_sums` / `class_logit_sums`
+ * ([classes, dim] row-major) and `class_counts`.
+ */
 export interface ClassFeaturesTerm {
   kind: 'class_features';
+  /** What to sum; default `features`. */
+  of?: 'features' | 'logits';
+}
+
+/**
+ * Federated distillation's regularizer (Jeong et al. 2018, as PFLlib's FedDistill), times lambda:
+ * the batch mean of the cross-entropy between the soft targets softmax(T_{y_i}) and the model's
+ * softmax, where T holds the global per-class mean logits; a sample whose class has no global
+ * logits adds nothing.
+ */
+export interface SoftTargetsTerm {
+  kind: 'soft_targets';
+  lambda: number;
+  /** Global per-class logits, [numClasses, numClasses] row-major. */
+  targets: Float32Array;
+  /** 1 for classes that have global logits, per class. */
+  present: Float32Array;
 }
 
 /**
@@ -104,7 +125,7 @@ export interface AuxHeadTerm {
 }
 
 /** A per-step term declared as data, so it can travel to a worker thread. */
-export type StepTerm = ContrastiveTerm | PrototypeTerm | ClassFeaturesTerm | BalancedSoftmaxTerm | AuxHeadTerm;
+export type StepTerm = ContrastiveTerm | PrototypeTerm | ClassFeaturesTerm | SoftTargetsTerm | BalancedSoftmaxTerm | AuxHeadTerm;
 
 /** The hook that implements `term`; `labels` are those of the data the run trains on. */
 export function stepHookFor(term: StepTerm, numClasses: number, labels: Int32Array): StepHook {
@@ -114,7 +135,9 @@ export function stepHookFor(term: StepTerm, numClasses: number, labels: Int32Arr
     case 'prototype':
       return prototypeHook(term, numClasses);
     case 'class_features':
-      return classFeaturesHook(numClasses);
+      return classFeaturesHook(numClasses, term.of ?? 'features');
+    case 'soft_targets':
+      return softTargetsHook(term, numClasses);
     case 'balanced_softmax':
       return balancedSoftmaxHook(term.classCounts ?? labelCounts(labels, numClasses), numClasses);
     case 'aux_head':
@@ -177,11 +200,13 @@ function prototypeHook(term: PrototypeTerm, numClasses: number): StepHook {
   };
 }
 
-function classFeaturesHook(numClasses: number): StepHook {
+function classFeaturesHook(numClasses: number, of: 'features' | 'logits'): StepHook {
   let sums: Float64Array | undefined;
   const counts = new Float64Array(numClasses);
   return {
-    afterStep({ features, labels, epoch, epochs }) {
+    afterStep(ctx) {
+      const { labels, epoch, epochs } = ctx;
+      const features = of === 'features' ? ctx.features : ctx.logits;
       if (epoch !== epochs - 1) return;
       const [b, dim] = features.shape;
       sums ??= new Float64Array(numClasses * dim);
@@ -192,7 +217,22 @@ function classFeaturesHook(numClasses: number): StepHook {
         for (let j = 0; j < dim; j++) sums[y[i]! * dim + j]! += f[i * dim + j]!;
       }
     },
-    outputs: () => ({ class_feature_sums: Float32Array.from(sums ?? []), class_counts: Float32Array.from(counts) }),
+    outputs: () => ({ [`class_${of === 'features' ? 'feature' : 'logit'}_sums`]: Float32Array.from(sums ?? []), class_counts: Float32Array.from(counts) }),
+  };
+}
+
+function softTargetsHook(term: SoftTargetsTerm, numClasses: number): StepHook {
+  if (term.targets.length !== numClasses * numClasses || term.present.length !== numClasses) {
+    throw new Error(`soft_targets term: expected [${numClasses} x ${numClasses}] targets and ${numClasses} flags`);
+  }
+  const soft = tf.tidy(() => tf.softmax(tf.tensor2d(term.targets, [numClasses, numClasses])));
+  const present = tf.tensor1d(term.present);
+  return {
+    loss({ logits, labels }) {
+      const perSample = tf.neg(tf.sum(tf.mul(tf.gather(soft, labels), tf.logSoftmax(logits)), 1));
+      return tf.mul(tf.mean(tf.mul(perSample, tf.gather(present, labels))), term.lambda) as tf.Scalar;
+    },
+    dispose: () => tf.dispose([soft, present]),
   };
 }
 

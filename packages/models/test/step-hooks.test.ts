@@ -153,6 +153,29 @@ describe('per-step terms of FedModel.train', () => {
     model.dispose();
   });
 
+  it('soft targets (FedDistill): lambda * mean CE(softmax(T_y), softmax(logits)), zero without targets; class logit sums', async () => {
+    const { model, w0 } = tinyModel();
+    const targets = Float32Array.from({ length: K * K }, (_, i) => ((i * 7) % 5) * 0.4 - 0.8);
+    const present = new Float32Array([1, 1, 0]);
+    const result = await model.train(data, oneStep({ stepTerms: [{ kind: 'soft_targets', lambda: 1.5, targets, present }, { kind: 'class_features', of: 'logits' }] }));
+    const soft = [0, 1, 2].map((c) => logSoftmax(Array.from(targets.subarray(c * K, c * K + K))).map(Math.exp));
+    const reg = (w: Float64Array) => {
+      let sum = 0;
+      for (let i = 0; i < data.length; i++) {
+        const y = data.labels[i]!;
+        if (!present[y]) continue;
+        const q = logSoftmax(forward(w, sample(i)).logits);
+        sum -= soft[y]!.reduce((t, p, c) => t + p * q[c]!, 0);
+      }
+      return (1.5 * sum) / data.length;
+    };
+    expectClose(model.getWeights(), referenceStep(w0, 0.5, (w) => meanCe(w) + reg(w)));
+    const sums = new Float64Array(K * K);
+    for (let i = 0; i < data.length; i++) forward(w0, sample(i)).logits.forEach((l, c) => (sums[data.labels[i]! * K + c]! += l));
+    expectClose(result.outputs!.class_logit_sums!, sums);
+    model.dispose();
+  });
+
   it('balanced softmax (FedRoD): the cross-entropy sees logits + log n_c, n_c counted from the data', async () => {
     const { model, w0 } = tinyModel();
     const counts = new Float32Array([2, 3, 1]);

@@ -6,6 +6,20 @@ import type { Aggregator } from '../types.js';
 export const FEDPROTO_INSTRUCTION = 'fedproto';
 export const FEDPROTO_LOCAL = 'class_prototypes';
 export const FEDPROTO_GLOBAL = 'global_prototypes';
+/** The same for FedDistill, whose per-class vectors are mean logits. */
+export const FEDDISTILL_INSTRUCTION = 'feddistill';
+export const FEDDISTILL_LOCAL = 'class_logits';
+export const FEDDISTILL_GLOBAL = 'global_logits';
+
+/** Where a per-class averaging rule finds its vectors: instruction key, learner extra, plan tensor. */
+export interface ClassVectorKeys {
+  instruction: string;
+  local: string;
+  global: string;
+}
+
+const FEDPROTO_KEYS: ClassVectorKeys = { instruction: FEDPROTO_INSTRUCTION, local: FEDPROTO_LOCAL, global: FEDPROTO_GLOBAL };
+export const FEDDISTILL_KEYS: ClassVectorKeys = { instruction: FEDDISTILL_INSTRUCTION, local: FEDDISTILL_LOCAL, global: FEDDISTILL_GLOBAL };
 
 /** Args of `fedproto`. */
 export interface FedProtoArgs {
@@ -47,32 +61,40 @@ export function unpackPrototypes(packed: Float32Array, classes: number, dim: num
  * the global weights stay as they are (learners keep their whole model), so FedProto's "global
  * accuracy" is that of the initial model; its personalized accuracy is the one to read. A class
  * no learner of the round has keeps its previous global prototype.
+ *
+ * With `type` feddistill and FEDDISTILL_KEYS the same rule averages per-class mean logits:
+ * federated distillation's server (Jeong et al. 2018, "Communication-Efficient On-Device Machine
+ * Learning: Federated Distillation and Augmentation under Non-IID Private Data", as PFLlib's
+ * FedDistill: each label's global logit vector is the plain mean over the clients that have it).
  */
 export class FedProto implements Aggregator {
-  readonly type = 'fedproto';
   readonly lambda: number;
   private global: { prototypes: Float32Array; counts: Float32Array; classes: number; dim: number } | undefined;
 
-  constructor(args: FedProtoArgs = {}) {
+  constructor(
+    args: FedProtoArgs = {},
+    readonly type: string = 'fedproto',
+    private readonly keys: ClassVectorKeys = FEDPROTO_KEYS,
+  ) {
     this.lambda = args.lambda ?? 1;
   }
 
   configureRound(ctx: RoundContext): RoundPlan {
-    const plan: RoundPlan = { instructions: { [FEDPROTO_INSTRUCTION]: this.lambda } };
-    if (this.global) plan.tensors = { [FEDPROTO_GLOBAL]: packPrototypes(this.global.prototypes, this.global.counts, ctx.global.length) };
+    const plan: RoundPlan = { instructions: { [this.keys.instruction]: this.lambda } };
+    if (this.global) plan.tensors = { [this.keys.global]: packPrototypes(this.global.prototypes, this.global.counts, ctx.global.length) };
     return plan;
   }
 
   aggregate(ctx: RoundContext, updates: readonly ClientUpdate[]): AggregateResult {
     requireUpdates(this.type, updates.length);
-    const { classes, dim } = shapeOf(updates);
+    const { classes, dim } = shapeOf(this.type, updates);
     const sums = new Float64Array(classes * dim);
     const holders = new Float64Array(classes);
     for (const update of updates) {
       checkUpdate(this.type, ctx, update);
-      const packed = update.extras?.[FEDPROTO_LOCAL];
+      const packed = update.extras?.[this.keys.local];
       if (!(packed instanceof Float32Array) || packed.length !== ctx.global.length) {
-        throw new Error(`fedproto: update from "${update.clientId}" lacks extras.${FEDPROTO_LOCAL} of the model's length`);
+        throw new Error(`${this.type}: update from "${update.clientId}" lacks extras.${this.keys.local} of the model's length`);
       }
       const local = unpackPrototypes(packed, classes, dim);
       for (let j = 0; j < classes; j++) {
@@ -111,16 +133,16 @@ export class FedProto implements Aggregator {
 }
 
 /** Classes and prototype size the learners report (meta.proto_classes, meta.proto_dim), the same for all. */
-function shapeOf(updates: readonly ClientUpdate[]): { classes: number; dim: number } {
+function shapeOf(type: string, updates: readonly ClientUpdate[]): { classes: number; dim: number } {
   const first = updates[0]!.meta ?? {};
   const classes = first.proto_classes;
   const dim = first.proto_dim;
   if (typeof classes !== 'number' || typeof dim !== 'number' || !(classes >= 1) || !(dim >= 1)) {
-    throw new Error(`fedproto: update from "${updates[0]!.clientId}" lacks meta.proto_classes / meta.proto_dim (is its learner fedproto?)`);
+    throw new Error(`${type}: update from "${updates[0]!.clientId}" lacks meta.proto_classes / meta.proto_dim (is its learner ${type}?)`);
   }
   for (const u of updates) {
     if (u.meta?.proto_classes !== classes || u.meta?.proto_dim !== dim) {
-      throw new Error(`fedproto: learners disagree on the prototype shape (${u.clientId} differs from ${updates[0]!.clientId})`);
+      throw new Error(`${type}: learners disagree on the per-class vectors' shape (${u.clientId} differs from ${updates[0]!.clientId})`);
     }
   }
   return { classes, dim };

@@ -1,6 +1,7 @@
 import { dittoLearner } from './ditto.js';
 import { fedbabuLearner } from './fedbabu.js';
 import { fedbnLearner } from './fedbn.js';
+import { feddistillLearner } from './feddistill.js';
 import { feddynLearner } from './feddyn.js';
 import { fednovaLearner } from './fednova.js';
 import { fedperLearner } from './fedper.js';
@@ -36,6 +37,7 @@ export const BUILTIN_LEARNER_ALGORITHMS: readonly LearnerAlgorithmDefinition[] =
   fedrodLearner,
   moonLearner,
   fedprotoLearner,
+  feddistillLearner,
   localDpLearner,
   dpSgdLearner,
 ];
