@@ -37,5 +37,6 @@ export type { MatArray, ReadMat5Options } from './mat5.js';
 export { generateDevice, syntheticConfig } from './synthetic.js';
 export type { SyntheticConfig } from './synthetic.js';
 export { baseUrlEnvVar } from './args.js';
-export { listDatasets, loadDataset, loadPartition, registerBuiltins, registerDataset } from './registry.js';
+export { datasetSpecProblems, listDatasets, loadDataset, loadPartition, registerBuiltins, registerDataset } from './registry.js';
+export { BUILTIN_DATASET_ARGS, COMMON_DATASET_ARGS } from './args-schemas.js';
 export type { LoadedPartition, PartitionLoader } from './registry.js';

@@ -2,7 +2,8 @@
  * The dataset registry (keyed by the config's `type`) and the two entry points the trainer and
  * learners call: {@link loadDataset} and {@link loadPartition}.
  */
-import { createRegistry } from '@oiafed/component';
+import { createRegistry, parseArgs, type ArgsSchema } from '@oiafed/component';
+import { BUILTIN_DATASET_ARGS } from './args-schemas.js';
 import { subset } from './array-dataset.js';
 import { loadCifar10 } from './cifar10.js';
 import { loadCifar100 } from './cifar100.js';
@@ -36,6 +37,8 @@ export type PartitionLoader = (
 interface Entry {
   loader: DatasetLoader;
   partition?: PartitionLoader;
+  /** Schema of `args` (validate checks it); absent: any args. */
+  argsSchema?: ArgsSchema;
 }
 
 /** Other spellings accepted for the built-in types. */
@@ -65,16 +68,17 @@ const datasets = createRegistry<Entry>({
 
 /**
  * Registers the loader of a dataset type. `options.partition` lets a dataset that is born
- * federated hand out its own partitions. The same loader again is a no-op; another loader under a
- * taken type throws unless `options.replace` (the rule of every OiaFed registry).
+ * federated hand out its own partitions; `options.argsSchema` (@oiafed/component's schema subset)
+ * lets `oiafed validate` check `datasets[].args`. The same loader again is a no-op; another loader
+ * under a taken type throws unless `options.replace` (the rule of every OiaFed registry).
  */
 export function registerDataset(
   type: string,
   loader: DatasetLoader,
-  options: { partition?: PartitionLoader; replace?: boolean } = {},
+  options: { partition?: PartitionLoader; argsSchema?: ArgsSchema; replace?: boolean } = {},
 ): void {
   if (typeof loader !== 'function') throw new TypeError(`registerDataset(${type}): loader must be a function`);
-  datasets.register(type, { loader, partition: options.partition }, { replace: options.replace });
+  datasets.register(type, { loader, partition: options.partition, argsSchema: options.argsSchema }, { replace: options.replace });
   loadCache.clear();
 }
 
@@ -83,7 +87,7 @@ export function registerBuiltins(): void {
   if (datasets.flags.has('builtins')) return;
   datasets.flags.add('builtins');
   const add = (type: string, entry: Entry): void => {
-    if (!datasets.has(type)) datasets.register(type, entry);
+    if (!datasets.has(type)) datasets.register(type, { ...entry, argsSchema: BUILTIN_DATASET_ARGS[type] });
   };
   add('cifar10', { loader: loadCifar10 });
   add('cifar100', { loader: loadCifar100 });
@@ -97,6 +101,28 @@ export function registerBuiltins(): void {
 export function listDatasets(): string[] {
   registerBuiltins();
   return datasets.list();
+}
+
+/**
+ * What is wrong with one `datasets[]` entry of a config, as messages naming the key path under
+ * `where` (e.g. `datasets.0.type: unknown dataset type "cifar1000"; ...; did you mean "cifar100"?`,
+ * `dataset "cifar100": datasets.0.args.label_mode must be one of "fine", "coarse", ...`); empty
+ * when the type is registered and its args pass the type's schema. Reads no data.
+ */
+export function datasetSpecProblems(spec: { type: string; args?: unknown }, where = 'datasets[]'): string[] {
+  registerBuiltins();
+  let entry: Entry;
+  try {
+    entry = datasets.require(spec.type, `${where}.type`);
+  } catch (error) {
+    return [(error as Error).message];
+  }
+  try {
+    parseArgs(`dataset "${canonical(spec.type)}"`, entry.argsSchema, spec.args ?? {}, `${where}.args`);
+    return [];
+  } catch (error) {
+    return [(error as Error).message];
+  }
 }
 
 function entryFor(spec: DatasetSpec): Entry {

@@ -1,16 +1,9 @@
 import { parseArgs } from '@oiafed/component';
-import type { ArgsSchema } from './args-schema.js';
+import { modelArgsSchema } from './catalog.js';
 import { FedModel } from './fed-model.js';
 import { registerBuiltinModels } from './models/builtin.js';
 import { checkShape, registeredModelTypes, requireModelEntry } from './registry.js';
 import type { ModelContext, ModelSpec } from './types.js';
-
-/** Keys every model type accepts in `args`, whatever its own schema says. */
-const COMMON_ARGS: Record<string, ArgsSchema> = {
-  num_classes: { type: 'integer', minimum: 1 },
-  input_shape: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 1 } },
-  seed: { type: 'integer' },
-};
 
 /** Registered model types, sorted (the built-ins are registered on first use). */
 export function listModels(): string[] {
@@ -30,9 +23,7 @@ export function createModel(spec: ModelSpec, ctx: Partial<ModelContext> = {}): F
   }
   registerBuiltinModels();
   const entry = requireModelEntry(spec.type, 'model.type');
-  const base = entry.argsSchema ?? { type: 'object' };
-  const schema: ArgsSchema = { ...base, properties: { ...COMMON_ARGS, ...(base.properties ?? {}) } };
-  const args = parseArgs(`model "${spec.type}"`, schema, spec.args ?? {}, 'model.args');
+  const args = parseArgs(`model "${spec.type}"`, modelArgsSchema(entry.argsSchema), spec.args ?? {}, 'model.args');
   const inputShape = (args.input_shape as number[] | undefined) ?? ctx.inputShape ?? entry.defaultInputShape;
   if (inputShape === undefined) {
     throw new Error(`model '${spec.type}': no input shape (set model.args.input_shape; the type has no default)`);

@@ -1,5 +1,5 @@
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { ArgsSchema } from '../args-schema.js';
+import { BUILTIN_MODELS } from '../catalog.js';
 import { registerModel, type ModelFactory } from '../registry.js';
 import type { ModelContext } from '../types.js';
 import { resnet18, resnet20 } from './resnet.js';
@@ -9,8 +9,6 @@ import { resnet18, resnet20 } from './resnet.js';
  * and a seeded initializer derived from `ctx.seed`, so equal seeds give bit-identical weights.
  * Batch norm uses PyTorch's defaults (momentum 0.1 in PyTorch terms, epsilon 1e-5).
  */
-
-const dropoutSchema: ArgsSchema = { type: 'number', minimum: 0, exclusiveMaximum: 1 };
 
 /** Hands out a fresh initializer seed per call, all derived from the model seed. */
 function seeder(ctx: ModelContext): () => number {
@@ -153,16 +151,19 @@ const logisticFactory = mlpWith([]);
  * `logistic`, `resnet20`, `resnet18` (resnet.ts). Safe to call any number of times.
  */
 export function registerBuiltinModels(): void {
-  const strict = (properties: Record<string, ArgsSchema>): object => ({ type: 'object', properties, additionalProperties: false });
-  registerModel('cifar10_cnn', cifar10CnnFactory, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3], head: ['dropout', 'fc'] });
-  registerModel('simple_cnn', simpleCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [32, 32, 3], head: ['dropout', 'fc2'] });
-  registerModel('lenet', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1], head: ['dropout', 'fc3'] });
-  registerModel('mnist_cnn', lenet, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1], head: ['dropout', 'fc3'] });
-  registerModel('fmnist_cnn', fmnistCnn, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [28, 28, 1], head: ['dropout', 'fc2'] });
-  const hidden: ArgsSchema = { type: 'array', items: { type: 'integer', minimum: 1 } };
-  // mlp / logistic: the head is the default (last dense layer and the dropout in front of it).
-  registerModel('mlp', mlpFactory, { argsSchema: strict({ dropout: dropoutSchema, hidden }), defaultInputShape: [60] });
-  registerModel('logistic', logisticFactory, { argsSchema: strict({ dropout: dropoutSchema }), defaultInputShape: [60] });
-  registerModel('resnet20', resnet20, { argsSchema: strict({}), defaultInputShape: [32, 32, 3], head: ['fc'] });
-  registerModel('resnet18', resnet18, { argsSchema: strict({}), defaultInputShape: [32, 32, 3], head: ['fc'] });
+  const factories: Record<string, ModelFactory> = {
+    cifar10_cnn: cifar10CnnFactory,
+    simple_cnn: simpleCnn,
+    lenet,
+    mnist_cnn: lenet,
+    fmnist_cnn: fmnistCnn,
+    mlp: mlpFactory,
+    logistic: logisticFactory,
+    resnet20,
+    resnet18,
+  };
+  // Schemas, input shapes and heads live in the tfjs-free catalog, which validate reads.
+  for (const [type, info] of Object.entries(BUILTIN_MODELS)) {
+    registerModel(type, factories[type]!, { argsSchema: info.argsSchema, defaultInputShape: info.defaultInputShape, head: info.head });
+  }
 }
