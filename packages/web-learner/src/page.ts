@@ -135,7 +135,10 @@ async function join(cfg: JoinConfig): Promise<void> {
   setStatus('joined', `as ${nodeId} on ${joined.backend}`);
   followGlobalCurve(cfg.events_path ?? '/events', dashboardToken ?? undefined);
   const end = await joined.done;
+  joined.learner.dispose();
   setStatus(end.finished ? 'finished' : 'failed', end.reason);
+  // A lost connection (trainer restarted, network): the user may join again.
+  if (!end.finished) $<HTMLButtonElement>('join').disabled = false;
 }
 
 async function main(): Promise<void> {
