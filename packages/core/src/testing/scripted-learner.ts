@@ -4,7 +4,7 @@
  * learner's update exactly while the protocol, the transport and the trainer are the real ones.
  */
 import type { TensorSpec } from '@oiafed/aggregators';
-import type { Payload, Transport } from '@oiafed/transport';
+import type { Payload, Tensor, Transport } from '@oiafed/transport';
 import { silentLogger, type Logger } from '../logger.js';
 import { DEFAULT_LEARNER_CAPABILITIES, LearnerMethods, RegistrationKeys, type TrainRequestBody, type TrainResponseBody } from '../protocol.js';
 import { SECURE_AGGREGATION_CAPABILITY } from '../secure-aggregation.js';
@@ -14,7 +14,8 @@ import { tensorsToWeights, weightsToTensors } from '../serde.js';
 export interface ScriptedLearnerOptions {
   nodeId: string;
   numSamples: number;
-  layout: readonly TensorSpec[];
+  /** The model's layout; read from the first train request's weight tensors when absent. */
+  layout?: readonly TensorSpec[];
   /** The learner's new weights for a round, given the global ones. */
   update: (round: number, global: Float32Array) => Float32Array;
   logger?: Logger;
@@ -31,9 +32,11 @@ export function scriptedLearnerMetadata(numSamples: number): Record<string, stri
 
 /** Serves train and the SecAgg+ stages on `transport` (build it with scriptedLearnerMetadata). */
 export function serveScriptedLearner(transport: Transport, options: ScriptedLearnerOptions): void {
+  let layout = options.layout;
   const train = async (payload: Payload): Promise<Payload> => {
     const request = payload.body as TrainRequestBody;
-    const global = tensorsToWeights(payload.tensors, options.layout);
+    layout ??= layoutOf(payload.tensors ?? []);
+    const global = tensorsToWeights(payload.tensors, layout);
     const body: TrainResponseBody = {
       round: request.round,
       num_samples: options.numSamples,
@@ -41,9 +44,22 @@ export function serveScriptedLearner(transport: Transport, options: ScriptedLear
       metrics: { loss: 0, accuracy: 0, seconds: 0, samples_per_second: 0 },
       meta: {},
     };
-    return { body, tensors: weightsToTensors(options.update(request.round, global), options.layout) };
+    return { body, tensors: weightsToTensors(options.update(request.round, global), layout) };
   };
   transport.handle(LearnerMethods.train, train);
-  const host = { numSamples: options.numSamples, train, modelLayout: () => options.layout };
+  const host = { numSamples: options.numSamples, train, modelLayout: () => layout };
   serveSecureAggregation(options.nodeId, transport, host, options.logger ?? silentLogger);
+}
+
+/** The layout the trainer's weight tensors describe (names after `weights/`, in order). */
+function layoutOf(tensors: readonly Tensor[]): TensorSpec[] {
+  let offset = 0;
+  return tensors
+    .filter((t) => t.name.startsWith('weights/'))
+    .map((t) => {
+      const size = t.shape.reduce((a, b) => a * b, 1);
+      const spec = { name: t.name.slice('weights/'.length), shape: [...t.shape], offset, size, trainable: true, isNormalization: false };
+      offset += size;
+      return spec;
+    });
 }
