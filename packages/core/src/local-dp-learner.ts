@@ -65,6 +65,7 @@ function refuseOverspend(mode: string, dp: LearnerDpInstruction, after: number):
  */
 class LocalDpLearner implements LearnerAlgorithm {
   readonly type = LOCAL_DP_INSTRUCTION;
+  readonly privatizesWeightsOnly = true;
   private released = 0;
   private readonly normal = cryptoNormal();
 
@@ -95,6 +96,7 @@ class LocalDpLearner implements LearnerAlgorithm {
 /** DP-SGD: example-level DP of this learner's data, accounted at q = batch / n per step (Poisson approximation of shuffled lots). */
 class DpSgdLearner implements LearnerAlgorithm {
   readonly type = DP_SGD_INSTRUCTION;
+  readonly privatizesWeightsOnly = true;
   private readonly accountant = new PrivacyAccountant();
 
   beforeTraining(ctx: LocalRoundContext): TrainingAdjustments {

@@ -150,6 +150,13 @@ export function withLearnerDp(inner: Aggregator, settings: LearnerDpSettings): A
   return new LearnerDpAggregator(inner, settings);
 }
 
+/** Rules whose learners send vectors next to the weights, which learner-side DP does not noise. */
+const SENDS_EXTRAS: Record<string, string> = {
+  scaffold: "SCAFFOLD's control-variate delta",
+  fedproto: 'class prototypes (feature sums per class)',
+  feddistill: 'per-class logits',
+};
+
 /**
  * The config's `differential_privacy` with mode local or dp_sgd around the trainer's rule; mode local
  * with `secure_aggregation` enabled is distributed DP (local-dp-distributed.ts).
@@ -162,6 +169,13 @@ export function withLearnerDifferentialPrivacy(
 ): Aggregator {
   if (dp.mode === 'central') throw new Error('withLearnerDifferentialPrivacy: mode central is the trainer\'s (central-dp.ts)');
   if (dp.adaptive_clipping) throw new Error(`differential_privacy (mode ${dp.mode}): adaptive_clipping is central-only; set clip_norm`);
+  const extra = SENDS_EXTRAS[rule.type];
+  if (extra) {
+    throw new Error(
+      `differential_privacy (mode ${dp.mode}): with aggregator "${rule.type}" learners send ${extra} next to the weights, in clear; ` +
+        'learner-side differential privacy covers the weights only',
+    );
+  }
   const secure = node?.secure_aggregation;
   if (dp.mode === 'local' && secure?.enabled) {
     return withDistributedDp(rule, {

@@ -130,6 +130,13 @@ export class LearnerAlgorithms {
       Object.assign(meta, added.meta);
       if (algorithm.keepsLocal) this.kept.set(algorithm, outcome.local.slice());
     }
+    const dp = active.find(({ algorithm }) => algorithm.privatizesWeightsOnly);
+    if (dp && Object.keys(extras).length > 0) {
+      throw new Error(
+        `learner algorithm "${dp.algorithm.type}" makes the weights differentially private, not the extra vectors ` +
+          `${Object.keys(extras).join(', ')} another algorithm would send in clear; this learner does not send them`,
+      );
+    }
     return { extras, meta };
   }
 

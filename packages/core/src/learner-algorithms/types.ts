@@ -113,6 +113,11 @@ export interface LearnerAlgorithm {
    */
   transformUpdate?(outcome: LocalTrainingOutcome): Float32Array | undefined;
   /**
+   * Set by differential privacy (local_dp, dp_sgd): it covers the weights only, so a round in which
+   * another active algorithm adds extra vectors (SCAFFOLD's control delta, prototypes) is refused.
+   */
+  readonly privatizesWeightsOnly?: boolean;
+  /**
    * Personalized evaluation: the weights this learner's personalized model has, when they are not
    * simply the global model with the kept local tensors over it (`ctx.weights`), e.g. FedBABU
    * fine-tunes the head first, Ditto evaluates its own personal model. Undefined keeps `ctx.weights`.
