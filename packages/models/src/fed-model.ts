@@ -132,11 +132,13 @@ export class FedModel {
       return { loss: 0, accuracy: 0, numSamples: data.length, steps: 0, seconds: 0, samplesPerSecond: 0 };
     }
     options.signal?.throwIfAborted();
+    const hooked = (options.stepTerms?.length ?? 0) + (options.stepHooks?.length ?? 0) + (options.frozen?.length ?? 0) > 0;
+    // DP-SGD's per-example gradients are a loop of their own: silently dropping a method's terms would be wrong.
+    if (options.dpSgd && hooked) throw new Error(`${where}: DP-SGD does not run step terms, step hooks or frozen tensors`);
     if (options.dpSgd) return trainDpSgd(this.model, this.layout, data, options, { make: makeOptimizer, dispose: disposeOptimizer });
     const threads = options.threads ?? 1;
     // Data-parallel across threads only on the patched wasm backend: native TensorFlow threads by
     // itself, and the pure-JS backend is too slow for the split to matter.
-    const hooked = (options.stepTerms?.length ?? 0) + (options.stepHooks?.length ?? 0) + (options.frozen?.length ?? 0) > 0;
     // Step hooks and frozen tensors run on this thread: the shard workers know neither.
     const pool = threads > 1 && !hooked && tf.getBackend() === 'wasm' ? await this.workerPool(threads - 1) : undefined;
     if (pool !== undefined) return this.trainParallel(pool, data, options, opts, threads, started);

@@ -213,6 +213,14 @@ describe('per-step terms of FedModel.train', () => {
     model.dispose();
   });
 
+  it('refuses to combine step terms or frozen tensors with DP-SGD rather than drop them', async () => {
+    const { model } = tinyModel();
+    const dpSgd = { clipNorm: 1, noiseMultiplier: 1, noiseSeed: 1 };
+    await expect(model.train(data, oneStep({ dpSgd, frozen: ['fc2/bias'] }))).rejects.toThrow('DP-SGD does not run step terms, step hooks or frozen tensors');
+    await expect(model.train(data, oneStep({ dpSgd, stepTerms: [{ kind: 'class_features' }] }))).rejects.toThrow('DP-SGD does not run');
+    model.dispose();
+  });
+
   it('a step hook of your own: a loss term from the weights and a gradient transform', async () => {
     const { model, w0 } = tinyModel();
     await model.train(data, oneStep({
