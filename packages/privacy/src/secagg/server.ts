@@ -54,7 +54,9 @@ export class SecAggServer {
   readonly thresholds: Record<string, number> = {};
   private readonly keys = new Map<string, PublicKeys & { weight: number }>();
   private readonly ciphertexts = new Map<string, Record<string, string>>();
-  private readonly masked = new Map<string, Uint32Array>();
+  /** Learners whose masked input arrived; their vectors are folded into `sum` at once (O(model) memory). */
+  private readonly masked = new Set<string>();
+  private sum: Uint32Array | undefined;
   private readonly answers = new Map<string, UnmaskReply>();
   levels = 0;
   /** W: total weight of the learners that advertised keys. */
@@ -126,7 +128,10 @@ export class SecAggServer {
 
   receiveMaskedInput(id: string, vector: Uint32Array): void {
     if (vector.length !== this.options.length + 1) throw new Error(`secagg: masked input of ${id} has ${vector.length} elements, expected ${this.options.length + 1}`);
-    this.masked.set(id, vector);
+    if (this.masked.has(id)) throw new Error(`secagg: a second masked input from ${id}`);
+    this.sum ??= new Uint32Array(this.options.length + 1);
+    addInto(this.sum, vector, this.options.bits);
+    this.masked.add(id);
   }
 
   /** Survivors (sent masked input): each is asked for the shares that unmask the sum. */
@@ -157,8 +162,7 @@ export class SecAggServer {
   finish(): SecAggResult {
     const { bits, clip } = this.options;
     const survivors = [...this.masked.keys()].sort();
-    const sum = new Uint32Array(this.options.length + 1);
-    for (const id of survivors) addInto(sum, this.masked.get(id)!, bits);
+    const sum = (this.sum ?? new Uint32Array(this.options.length + 1)).slice();
     for (const id of survivors) subtractInto(sum, expandMask(this.rebuild(id, 'seed_shares', 32), sum.length), bits);
     const dropped = [...this.ciphertexts.keys()].filter((id) => !this.masked.has(id));
     for (const gone of dropped) this.removePairwiseMasks(sum, gone, survivors);

@@ -1,0 +1,181 @@
+/**
+ * Cost of secure aggregation (SecAgg+, issue 16 §1): the same round with and without it, in the
+ * same run. A real Trainer (fedavg) and scripted learners (real SecAgg+ code, no local training,
+ * so the protocol's own cost shows) on the in-process memory transport.
+ *
+ *   npm run bench:secagg [-- --json] [-- --quick] [-- --learners 10,50] [-- --params 100000] [-- --neighbours 16]
+ *
+ * Per row: per-round wall time, trainer CPU and learner CPU (per learner, mean) for one round, and
+ * bytes the trainer sends to / receives from each learner (bodies as JSON plus tensor bytes).
+ * Learner CPU is measured around each learner's handlers, which the bench runs one at a time
+ * (a mutex), so it is that learner's own; trainer CPU is the process's CPU minus the learners'.
+ * JSON (last stdout line): {"load_average": [...], "rows": [{learners, params, secure, neighbours, round_s, trainer_cpu_s, learner_cpu_s, bytes_to_learner, bytes_from_learner}]}
+ */
+import { loadavg, cpus } from 'node:os';
+import { createAggregator, registerBuiltins as registerBuiltinAggregators } from '@oiafed/aggregators';
+import { Mutex, Trainer, type SecureAggregationSettings } from '@oiafed/core';
+import { scriptedLearnerMetadata, serveScriptedLearner } from '@oiafed/core/testing';
+import { createModel, registerBuiltinModels, selectBackend } from '@oiafed/models';
+import { MemoryHub, MemoryTransport, type Payload, type Transport } from '@oiafed/transport';
+
+const argv = process.argv.slice(2);
+const json = argv.includes('--json');
+const quick = argv.includes('--quick');
+const listArg = (name: string, fallback: number[]) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1]!.split(',').map(Number) : fallback;
+};
+const LEARNERS = listArg('--learners', quick ? [5] : [10, 50, 100]);
+const PARAMS = listArg('--params', quick ? [10_000] : [100_000, 1_000_000]);
+const NEIGHBOURS = listArg('--neighbours', [16])[0]!;
+
+interface Row {
+  learners: number;
+  params: number;
+  secure: boolean;
+  neighbours: number | null;
+  round_s: number;
+  trainer_cpu_s: number;
+  learner_cpu_s: number;
+  bytes_to_learner: number;
+  bytes_from_learner: number;
+}
+
+function payloadBytes(payload: Payload | undefined): number {
+  if (!payload) return 0;
+  const body = payload.body === undefined ? 0 : Buffer.byteLength(JSON.stringify(payload.body));
+  return body + (payload.tensors ?? []).reduce((sum, t) => sum + t.data.byteLength, 0);
+}
+
+/** The trainer's transport, counting the bytes of every request and reply. */
+function counting(transport: Transport, bytes: { sent: number; received: number }): Transport {
+  return new Proxy(transport, {
+    get(target, prop) {
+      if (prop === 'call') {
+        return async (to: string, method: string, payload: Payload, options?: object) => {
+          bytes.sent += payloadBytes(payload);
+          const reply = await target.call(to, method, payload, options);
+          bytes.received += payloadBytes(reply);
+          return reply;
+        };
+      }
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** A learner transport whose handlers run one at a time, their CPU time added to `cpu.learners`. */
+function timedHandlers(transport: Transport, lock: Mutex, cpu: { learners: number }): Transport {
+  return new Proxy(transport, {
+    get(target, prop) {
+      if (prop === 'handle') {
+        return (method: string, handler: (p: Payload, c: never) => Payload | Promise<Payload>) =>
+          target.handle(method, (payload, ctx) =>
+            lock.runExclusive(async () => {
+              const start = process.cpuUsage();
+              try {
+                return await handler(payload, ctx as never);
+              } finally {
+                const used = process.cpuUsage(start);
+                cpu.learners += (used.user + used.system) / 1e6;
+              }
+            }),
+          );
+      }
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** An mlp of about `params` parameters (784 inputs, one hidden layer, 10 classes). */
+function modelOf(params: number) {
+  const hidden = Math.max(1, Math.round((params - 10) / (784 + 1 + 10)));
+  return createModel({ type: 'mlp', args: { hidden: [hidden], seed: 1 } }, { inputShape: [784], numClasses: 10 });
+}
+
+async function measure(n: number, params: number, secure: SecureAggregationSettings | undefined): Promise<Row> {
+  const hub = new MemoryHub();
+  const model = modelOf(params);
+  const bytes = { sent: 0, received: 0 };
+  const cpu = { learners: 0 };
+  const trainerTransport = new MemoryTransport({ hub, nodeId: 'trainer', role: 'trainer' });
+  const lock = new Mutex();
+  const learners = Array.from({ length: n }, (_, i) => {
+    const nodeId = `learner_${String(i).padStart(3, '0')}`;
+    const transport = new MemoryTransport({ hub, nodeId, role: 'learner', connectTo: ['trainer'], metadata: scriptedLearnerMetadata(100 + i) });
+    const delta = Float32Array.from({ length: model.numParams }, (_, j) => Math.sin(j + i) * 0.01);
+    serveScriptedLearner(timedHandlers(transport, lock, cpu), {
+      nodeId,
+      numSamples: 100 + i,
+      layout: model.layout,
+      update: (_round, global) => global.map((g, j) => g + delta[j]!),
+    });
+    return transport;
+  });
+  await trainerTransport.start();
+  const trainer = new Trainer({
+    nodeId: 'trainer',
+    transport: counting(trainerTransport, bytes),
+    model,
+    modelSpec: { type: 'mlp', args: {} },
+    aggregator: createAggregator({ type: 'fedavg' }),
+    settings: { maxRounds: 1, localEpochs: 1, clientFraction: 1, minClients: n, evalEvery: 0, roundTimeoutS: 3600, registrationTimeoutS: 600, secureAggregation: secure },
+    seed: 1,
+  });
+  const run = trainer.run();
+  await Promise.all(learners.map((l) => l.start()));
+  const cpuBefore = process.cpuUsage();
+  const learnerCpuBefore = cpu.learners;
+  const summary = await run;
+  const used = process.cpuUsage(cpuBefore);
+  const [record] = summary.rounds;
+  if (!record?.aggregated) throw new Error(`round did not aggregate: ${JSON.stringify(record)}`);
+  const learnerCpu = cpu.learners - learnerCpuBefore;
+  await Promise.all([...learners, trainerTransport].map((t) => t.stop()));
+  model.dispose();
+  return {
+    learners: n,
+    params: model.numParams,
+    secure: secure !== undefined,
+    neighbours: secure ? Math.min(secure.neighbours, n - 1) : null,
+    round_s: record.duration_s,
+    trainer_cpu_s: (used.user + used.system) / 1e6 - learnerCpu,
+    learner_cpu_s: learnerCpu / n,
+    bytes_to_learner: Math.round(bytes.sent / n),
+    bytes_from_learner: Math.round(bytes.received / n),
+  };
+}
+
+function format(row: Row): string {
+  const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+  return (
+    `${String(row.learners).padStart(4)} learners  ${String(row.params).padStart(8)} params  ${row.secure ? `secagg k=${row.neighbours}` : 'plain      '}` +
+    `  round ${row.round_s.toFixed(2).padStart(7)} s  trainer cpu ${row.trainer_cpu_s.toFixed(2).padStart(7)} s  learner cpu ${row.learner_cpu_s.toFixed(3).padStart(7)} s` +
+    `  to learner ${mb(row.bytes_to_learner)}  from learner ${mb(row.bytes_from_learner)}`
+  );
+}
+
+async function main(): Promise<void> {
+  registerBuiltinModels();
+  registerBuiltinAggregators();
+  await selectBackend('cpu');
+  const rows: Row[] = [];
+  const loadBefore = loadavg();
+  for (const params of PARAMS) {
+    for (const n of LEARNERS) {
+      const secure: SecureAggregationSettings = { threshold: 0.7, neighbours: NEIGHBOURS, clipRange: 8, quantizationBits: 32, weighted: true };
+      for (const settings of [undefined, secure]) {
+        const row = await measure(n, params, settings);
+        rows.push(row);
+        if (!json) process.stdout.write(`${format(row)}\n`);
+      }
+    }
+  }
+  const result = { load_average_before: loadBefore, load_average_after: loadavg(), cpus: cpus().length, rows };
+  if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.stdout.write(`load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${result.load_average_after.map((l) => l.toFixed(2)).join(' ')}\n`);
+}
+
+await main();
