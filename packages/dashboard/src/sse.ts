@@ -23,7 +23,8 @@ export function sseFrame(event: string, data: unknown): string {
 
 /** The set of open event streams. */
 export class SseHub {
-  private readonly clients = new Set<ServerResponse>();
+  /** Open streams, each with the backlog it may reach before it is dropped. */
+  private readonly clients = new Map<ServerResponse, number>();
   private readonly timer?: NodeJS.Timeout;
   /** Clients dropped because they fell behind (for logs and tests). */
   dropped = 0;
@@ -54,9 +55,11 @@ export class SseHub {
       'X-Accel-Buffering': 'no',
     });
     res.socket?.setNoDelay(true);
-    this.clients.add(res);
+    const opening = `retry: 2000\n\n${first}`;
+    // A long run's snapshot can exceed the bound by itself: a client may always be one snapshot behind.
+    this.clients.set(res, this.options.maxBufferedBytes + Buffer.byteLength(opening));
     res.on('close', () => this.clients.delete(res));
-    this.write(res, `retry: 2000\n\n${first}`);
+    this.write(res, opening);
   }
 
   /** Sends one event to every open stream. */
@@ -67,16 +70,16 @@ export class SseHub {
   /** Ends every stream (server shutdown). */
   closeAll(): void {
     if (this.timer) clearInterval(this.timer);
-    for (const res of this.clients) res.end();
+    for (const res of this.clients.keys()) res.end();
     this.clients.clear();
   }
 
   private writeAll(frame: string): void {
-    for (const res of this.clients) this.write(res, frame);
+    for (const res of this.clients.keys()) this.write(res, frame);
   }
 
   private write(res: ServerResponse, frame: string): void {
-    if (res.writableLength > this.options.maxBufferedBytes) {
+    if (res.writableLength > (this.clients.get(res) ?? this.options.maxBufferedBytes)) {
       this.dropped++;
       this.clients.delete(res);
       res.destroy();

@@ -97,6 +97,25 @@ describe('dashboard event stream', () => {
     expect(dashboard.clients).toBe(0);
     socket.destroy();
   });
+
+  it('keeps a client that is behind by no more than its snapshot (a long run\'s snapshot may exceed the bound)', async () => {
+    dashboard = await startDashboard({ port: 0, maxBufferedBytes: 16 * 1024 });
+    const note = 'y'.repeat(40 * 1024);
+    for (let i = 1; i <= 100; i++) dashboard.addRound({ ...round(i), note });
+    const socket = connect(dashboard.port, '127.0.0.1');
+    socket.pause();
+    socket.write(`GET /events HTTP/1.1\r\nHost: x\r\n\r\n`);
+    for (let i = 0; i < 100 && dashboard.clients === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    // The 4 MB snapshot is still queued (the socket has not read): one more event must not drop the client.
+    dashboard.addRound(round(101));
+    expect(dashboard.clients).toBe(1);
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.resume();
+    for (let i = 0; i < 500 && !text.includes('"round":101'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(text).toContain('event: round\ndata: {"round":101');
+    socket.destroy();
+  });
 });
 
 describe('dashboard auth', () => {
