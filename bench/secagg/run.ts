@@ -3,7 +3,11 @@
  * same run. A real Trainer (fedavg) and scripted learners (real SecAgg+ code, no local training,
  * so the protocol's own cost shows) on the in-process memory transport.
  *
- *   npm run bench:secagg [-- --json] [-- --quick] [-- --learners 10,50] [-- --params 100000] [-- --neighbours 16]
+ *   npm run bench:secagg [-- --json] [-- --quick] [-- --learners 10,50] [-- --params 100000] [-- --neighbours 16] [-- --grpc 10]
+ *
+ * `--grpc N` adds rows with N learner processes over gRPC on 127.0.0.1 (the fault tests' scripted
+ * learner, tests/faults/test/secagg-learner.ts), their CPU read from /proc/<pid>/stat; `--grpc-only`
+ * skips the in-process rows.
  *
  * Per row: per-round wall time, trainer CPU and learner CPU (per learner, mean) for one round, and
  * bytes the trainer sends to / receives from each learner (bodies as JSON plus tensor bytes).
@@ -11,12 +15,16 @@
  * (a mutex), so it is that learner's own; trainer CPU is the process's CPU minus the learners'.
  * JSON (last stdout line): {"load_average": [...], "rows": [{learners, params, secure, neighbours, round_s, trainer_cpu_s, learner_cpu_s, bytes_to_learner, bytes_from_learner}]}
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg, cpus } from 'node:os';
+import { join } from 'node:path';
 import { createAggregator, registerBuiltins as registerBuiltinAggregators } from '@oiafed/aggregators';
 import { Mutex, Trainer, type SecureAggregationSettings } from '@oiafed/core';
 import { scriptedLearnerMetadata, serveScriptedLearner } from '@oiafed/core/testing';
 import { createModel, registerBuiltinModels, selectBackend } from '@oiafed/models';
-import { MemoryHub, MemoryTransport, type Payload, type Transport } from '@oiafed/transport';
+import { GrpcTransport, MemoryHub, MemoryTransport, type Payload, type Transport } from '@oiafed/transport';
+import { sourceNodeFlags } from '../../tests/source-node.js';
 
 const argv = process.argv.slice(2);
 const json = argv.includes('--json');
@@ -28,8 +36,11 @@ const listArg = (name: string, fallback: number[]) => {
 const LEARNERS = listArg('--learners', quick ? [5] : [10, 50, 100]);
 const PARAMS = listArg('--params', quick ? [10_000] : [100_000, 1_000_000]);
 const NEIGHBOURS = listArg('--neighbours', [16])[0]!;
+const GRPC = listArg('--grpc', [0])[0]!;
+const GRPC_ONLY = argv.includes('--grpc-only');
 
 interface Row {
+  transport: 'memory' | 'grpc';
   learners: number;
   params: number;
   secure: boolean;
@@ -136,6 +147,7 @@ async function measure(n: number, params: number, secure: SecureAggregationSetti
   await Promise.all([...learners, trainerTransport].map((t) => t.stop()));
   model.dispose();
   return {
+    transport: 'memory',
     learners: n,
     params: model.numParams,
     secure: secure !== undefined,
@@ -148,10 +160,64 @@ async function measure(n: number, params: number, secure: SecureAggregationSetti
   };
 }
 
+/** utime + stime of a process, in seconds (Linux /proc). */
+function processCpu(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The same round with learner processes over gRPC (scripted updates, real SecAgg+ learner side). */
+async function measureGrpc(n: number, params: number, secure: SecureAggregationSettings | undefined): Promise<Row> {
+  const model = modelOf(params);
+  const bytes = { sent: 0, received: 0 };
+  const server = new GrpcTransport({ nodeId: 'trainer', role: 'trainer', listen: { host: '127.0.0.1', port: 0 } });
+  await server.start();
+  const trainer = new Trainer({
+    nodeId: 'trainer',
+    transport: counting(server, bytes),
+    model,
+    modelSpec: { type: 'mlp', args: {} },
+    aggregator: createAggregator({ type: 'fedavg' }),
+    settings: { maxRounds: 1, localEpochs: 1, clientFraction: 1, minClients: n, evalEvery: 0, roundTimeoutS: 3600, registrationTimeoutS: 600, secureAggregation: secure },
+    seed: 1,
+  });
+  const script = join(import.meta.dirname, '../../tests/faults/test/secagg-learner.ts');
+  const children: ChildProcess[] = Array.from({ length: n }, (_, i) =>
+    spawn(process.execPath, [...sourceNodeFlags(), script, String(server.boundPort), `learner_${i}`, String(i)], { stdio: 'ignore' }),
+  );
+  const registered = new Promise<void>((resolve) => {
+    const check = () => (server.peers().length >= n ? resolve() : setTimeout(check, 100));
+    check();
+  });
+  await registered;
+  const cpuBefore = process.cpuUsage();
+  const learnerCpuBefore = children.map((c) => processCpu(c.pid!));
+  const summary = await trainer.run();
+  const used = process.cpuUsage(cpuBefore);
+  const learnerCpu = children.reduce((sum, c, i) => sum + processCpu(c.pid!) - learnerCpuBefore[i]!, 0);
+  const [record] = summary.rounds;
+  if (!record?.aggregated) throw new Error(`round did not aggregate: ${JSON.stringify(record)}`);
+  for (const child of children) child.kill('SIGKILL');
+  await server.stop();
+  model.dispose();
+  return {
+    transport: 'grpc',
+    learners: n,
+    params: model.numParams,
+    secure: secure !== undefined,
+    neighbours: secure ? Math.min(secure.neighbours, n - 1) : null,
+    round_s: record.duration_s,
+    trainer_cpu_s: (used.user + used.system) / 1e6,
+    learner_cpu_s: learnerCpu / n,
+    bytes_to_learner: Math.round(bytes.sent / n),
+    bytes_from_learner: Math.round(bytes.received / n),
+  };
+}
+
 function format(row: Row): string {
   const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
   return (
-    `${String(row.learners).padStart(4)} learners  ${String(row.params).padStart(8)} params  ${row.secure ? `secagg k=${row.neighbours}` : 'plain      '}` +
+    `${row.transport.padEnd(6)} ${String(row.learners).padStart(4)} learners  ${String(row.params).padStart(8)} params  ${row.secure ? `secagg k=${row.neighbours}` : 'plain      '}` +
     `  round ${row.round_s.toFixed(2).padStart(7)} s  trainer cpu ${row.trainer_cpu_s.toFixed(2).padStart(7)} s  learner cpu ${row.learner_cpu_s.toFixed(3).padStart(7)} s` +
     `  to learner ${mb(row.bytes_to_learner)}  from learner ${mb(row.bytes_from_learner)}`
   );
@@ -163,15 +229,14 @@ async function main(): Promise<void> {
   await selectBackend('cpu');
   const rows: Row[] = [];
   const loadBefore = loadavg();
+  const secure: SecureAggregationSettings = { threshold: 0.7, neighbours: NEIGHBOURS, clipRange: 8, quantizationBits: 32, weighted: true };
+  const record = (row: Row) => {
+    rows.push(row);
+    if (!json) process.stdout.write(`${format(row)}\n`);
+  };
   for (const params of PARAMS) {
-    for (const n of LEARNERS) {
-      const secure: SecureAggregationSettings = { threshold: 0.7, neighbours: NEIGHBOURS, clipRange: 8, quantizationBits: 32, weighted: true };
-      for (const settings of [undefined, secure]) {
-        const row = await measure(n, params, settings);
-        rows.push(row);
-        if (!json) process.stdout.write(`${format(row)}\n`);
-      }
-    }
+    for (const n of GRPC_ONLY ? [] : LEARNERS) for (const settings of [undefined, secure]) record(await measure(n, params, settings));
+    if (GRPC > 0) for (const settings of [undefined, secure]) record(await measureGrpc(GRPC, params, settings));
   }
   const result = { load_average_before: loadBefore, load_average_after: loadavg(), cpus: cpus().length, rows };
   if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
