@@ -232,7 +232,9 @@ async function main(): Promise<void> {
   const secure: SecureAggregationSettings = { threshold: 0.7, neighbours: NEIGHBOURS, clipRange: 8, quantizationBits: 32, weighted: true };
   const record = (row: Row) => {
     rows.push(row);
-    if (!json) process.stdout.write(`${format(row)}\n`);
+    // With --json the rows also go to stderr as they finish, so a long run that is stopped keeps them.
+    if (json) process.stderr.write(`${JSON.stringify(row)}\n`);
+    else process.stdout.write(`${format(row)}\n`);
   };
   for (const params of PARAMS) {
     for (const n of GRPC_ONLY ? [] : LEARNERS) for (const settings of [undefined, secure]) record(await measure(n, params, settings));
