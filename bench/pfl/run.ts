@@ -9,6 +9,7 @@
  *   npm run bench:pfl -- [--partitions dir0.1,c2] [--methods fedavg,fedper,...] [--rounds 10] [--epochs 1]
  *                        [--clients 20] [--fraction 0.05] [--test-fraction 0.25] [--global-test 0.1]
  *                        [--hidden 100] [--eval-every <rounds>] [--seed 1] [--no-write] [--json]
+ *   npm run bench:pfl -- --from-json saved.json     (re-renders the docs section of a saved --json run)
  *
  * Methods are discovered: every registered learner algorithm that keeps tensors local or has its
  * own personalized model, plus MOON and FedDyn (global-model methods of the same family), each with
@@ -16,7 +17,7 @@
  * reduced so the whole table runs in minutes on a loaded CPU (see `describe`); every cell is a real
  * federation through core's `runSerial`, the same path as `oiafed run --mode serial`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasAggregator, registerBuiltins as registerBuiltinAggregators } from '@oiafed/aggregators';
@@ -80,6 +81,8 @@ interface Options {
   partitions: string[];
   json: boolean;
   write: boolean;
+  /** Re-render the docs section from a saved `--json` output instead of running. */
+  fromJson?: string;
 }
 
 /** fedavg, then the registered personalized methods, then MOON and FedDyn when registered. */
@@ -145,6 +148,7 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--json': o.json = true; break;
       case '--no-write': o.write = false; break;
+      case '--from-json': o.fromJson = value(i++, flag); break;
       default: throw new Error(`unknown option "${flag}"; see the header of bench/pfl/run.ts`);
     }
   }
@@ -292,14 +296,17 @@ function describe(o: Options): string {
 
 const REF_NOTE =
   'Paper column: PFLlib benchmark (pfllib.com/benchmark.html), Fashion-MNIST, 20 clients, a 4-layer CNN trained for far more rounds ' +
-  'on all 70,000 images, each client\'s data split 75/25 train/test; "c2" is its pathological setting (2 classes per client), ' +
-  '"dir0.1" its practical Dirichlet(0.1). Its FedAvg figure is the global model on the clients\' test splits, as our FedAvg ' +
+  'on all 70,000 images, each client\'s data split 75/25 train/test; "c2" is its pathological label skew (a few classes per client, ' +
+  '2 by the library\'s default) and "dir0.1" its practical Dirichlet(0.1); ours are NIID-Bench\'s #C=2 and Dir(0.1) partitioners. ' +
+  'Its FedAvg figure is the global model on the clients\' test splits, as our FedAvg ' +
   'personalized column. The other methods\' papers report no Fashion-MNIST figure in a comparable setting ("-"). Our run is ' +
   'much shorter, on a twentieth of the data and with an MLP, so absolute numbers are lower; the comparison that matters is each ' +
   'method against FedAvg on the same split.';
 
-function sectionMarkdown(o: Options, cells: Cell[], seconds: number, done: boolean, load: number[]): string {
-  const command = `npm run bench:pfl -- ${process.argv.slice(2).join(' ')}`.trim();
+/** The command line of this run, as the docs show it. */
+const COMMAND = `npm run bench:pfl -- ${process.argv.slice(2).join(' ')}`.trim();
+
+function sectionMarkdown(o: Options, cells: Cell[], seconds: number, done: boolean, load: number[], command = COMMAND): string {
   const losers = cells.filter((c) => c.method !== 'fedavg' && verdict(c, cells.find((x) => x.method === 'fedavg' && x.partition === c.partition)).includes('does not beat'));
   return [
     '## bench:pfl',
@@ -307,7 +314,8 @@ function sectionMarkdown(o: Options, cells: Cell[], seconds: number, done: boole
     describe(o),
     '',
     `Command: \`${command}\` (${done ? '' : 'in progress, '}${seconds.toFixed(0)} s${done ? '' : ' so far'} on ${cpus().length} CPU cores ` +
-      `shared with other jobs; load average at the start ${load.map((l) => l.toFixed(1)).join(', ')}).`,
+      `shared with other jobs; load average at the start ${load.map((l) => l.toFixed(1)).join(', ')})` +
+      (o.partitions.length > 1 ? `; the default \`npm run bench:pfl -- --json\` runs Dir(0.1) only, about 1/${o.partitions.length} of this.` : '.'),
     '',
     table(o, cells),
     '',
@@ -319,15 +327,25 @@ function sectionMarkdown(o: Options, cells: Cell[], seconds: number, done: boole
     '',
     ...[...new Set(losers.map((c) => c.method))].filter((m) => WHY_NOT[m]).map((m) => `- ${m}: ${WHY_NOT[m]}.`),
     '',
-    'FedProto never changes the global weights (its server averages prototypes only), so its global accuracy is the initial ' +
-      "model's; FedPer, FedRep and FedRoD average a head no learner uses as its own, so their global accuracy is not what they optimize.",
+    'FedProto and FedDistill keep the whole model local (their servers average per-label prototypes or logits only), so the global ' +
+      "weights never change and their global accuracy is the initial model's; FedPer, FedRep and FedRoD average a head no learner " +
+      "uses as its own, so their global accuracy is not what they optimize; Ditto sends the plain local models, so its global model " +
+      "is FedAvg's (same global accuracy) and only its personal models differ; FedBABU's head stays at its initialization in training.",
     '',
   ].join('\n');
+}
+
+/** Writes the docs section of a saved `--json` run (after the notes or the table's wording changed). */
+function renderSaved(file: string): void {
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as { setting: Options; seconds: number; loadAverage: number[]; cells: Cell[]; command?: string };
+  const command = saved.command ?? `npm run bench:pfl -- --partitions ${saved.setting.partitions.join(',')}`;
+  process.stdout.write(`wrote ${writeDocsSection('## bench:pfl', sectionMarkdown(saved.setting, saved.cells, saved.seconds, true, saved.loadAverage, command))}\n`);
 }
 
 async function main(): Promise<void> {
   registerBuiltinAggregators();
   const o = parseArgs(process.argv.slice(2));
+  if (o.fromJson) return renderSaved(o.fromJson);
   registerShareDataset();
   const log = (line: string): void => {
     (o.json ? process.stderr : process.stdout).write(`${line}\n`);
@@ -355,7 +373,7 @@ async function main(): Promise<void> {
   log(table(o, cells));
   if (o.write) log(`wrote ${writeDocsSection('## bench:pfl', sectionMarkdown(o, cells, totalS, true, load))}`);
   if (o.json) {
-    process.stdout.write(`${JSON.stringify({ setting: { ...o }, seconds: totalS, loadAverage: load, cells, reference: REFERENCE })}\n`);
+    process.stdout.write(`${JSON.stringify({ command: COMMAND, setting: { ...o }, seconds: totalS, loadAverage: load, cells, reference: REFERENCE })}\n`);
   }
 }
 
