@@ -47,7 +47,10 @@ afterEach(async () => {
 });
 
 /** A federation of 3 partitions with the dashboard, transport.web and served partitions on. */
-async function startFederation(name: string, o: { rounds: number; minClients: number; localEpochs: number; authToken?: string }): Promise<{ trainer: Proc; url: string }> {
+async function startFederation(
+  name: string,
+  o: { rounds: number; minClients: number; localEpochs: number; authToken?: string; dashboardToken?: string },
+): Promise<{ trainer: Proc; url: string }> {
   fed = new Federation(name, {
     numLearners: 3,
     rounds: o.rounds,
@@ -58,7 +61,7 @@ async function startFederation(name: string, o: { rounds: number; minClients: nu
     heartbeat: { interval: 0.5, timeout: 5 },
     extra: {
       transport: { mode: 'grpc', grpc: { timeout: 30, ...(o.authToken ? { auth_token: o.authToken } : {}) }, web: { enabled: true, path: '/learn' } },
-      dashboard: { enabled: true, host: '127.0.0.1', port: 0, serve_partitions: true },
+      dashboard: { enabled: true, host: '127.0.0.1', port: 0, serve_partitions: true, ...(o.dashboardToken ? { auth_token: o.dashboardToken } : {}) },
     },
   });
   const trainer = fed.startTrainer();
@@ -119,13 +122,15 @@ describe.skipIf(chromiumMissing)('a browser tab as a learner (headless Chromium)
     expect(errors).toEqual([]);
   }, 300_000);
 
-  it("trains on a CSV the user picks, with the trainer's auth token typed into the page", async () => {
-    const { trainer, url } = await startFederation('web-learner-csv', { rounds: 2, minClients: 3, localEpochs: 1, authToken: 'learner-secret' });
+  it("trains on a CSV the user picks, with the trainer's auth token typed into the page and the dashboard's in its URL", async () => {
+    const { trainer, url } = await startFederation('web-learner-csv', { rounds: 2, minClients: 3, localEpochs: 1, authToken: 'learner-secret', dashboardToken: 'dash secret' });
+    // The dashboard's token guards the page and its files; the page passes it on to each of them.
+    expect((await fetch(`${url}join/config.json`)).status).toBe(401);
     // 120 rows of the synthetic task's shape: 60 numeric features and a label column.
     const rows = Array.from({ length: 120 }, (_, r) => [...Array.from({ length: 60 }, (_, c) => ((r * 7 + c * 13) % 17) / 17), r % 10].join(','));
     const csv = join(fed!.dir, 'mine.csv');
     writeFileSync(csv, `${[...Array.from({ length: 60 }, (_, c) => `f${c}`), 'label'].join(',')}\n${rows.join('\n')}\n`);
-    const { page, errors } = await openJoinPage(url, 'browser_csv', 'learner_token=learner-secret');
+    const { page, errors } = await openJoinPage(url, 'browser_csv', 'learner_token=learner-secret&token=dash%20secret');
     await page.select('#source', 'csv');
     const input = await page.$('input#csv');
     await input!.uploadFile(csv);
