@@ -154,9 +154,12 @@ describe.skipIf(chromiumMissing)('live dashboard in headless Chromium', () => {
 
   it('with auth_token: the page opened with ?token= streams its events; without the token it gets 401', async () => {
     dashboard = await startDashboard({ port: 0, authToken: 'tok/en+1', run: { exp_name: 'guarded', max_rounds: 2, status: 'running' } });
-    const page = await browser!.newPage();
-    const refused = await page.goto(`http://127.0.0.1:${dashboard.port}/`);
+    const outside = await browser!.newPage();
+    const refused = await outside.goto(`http://127.0.0.1:${dashboard.port}/`);
     expect(refused?.status()).toBe(401);
+    await outside.close();
+    // A fresh page: the refused one's console message about the 401 may arrive late.
+    const page = await browser!.newPage();
     const errors = pageErrors(page);
     await page.goto(`http://127.0.0.1:${dashboard.port}/?token=${encodeURIComponent('tok/en+1')}`, { waitUntil: 'load' });
     await page.waitForFunction(() => document.querySelector('#conn')?.textContent === 'live', { timeout: 30_000 });
