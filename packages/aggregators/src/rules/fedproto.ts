@@ -1,6 +1,5 @@
-import type { AggregateResult, AggregatorState, ClientUpdate, JsonSchemaObject, RoundContext, RoundPlan } from '../types.js';
-import { checkStateKeys, checkUpdate, requireUpdates, stateNumber, stateVector } from './common.js';
-import type { Aggregator } from '../types.js';
+import type { Accumulator, AggregatorState, ClientUpdate, JsonSchemaObject, RoundContext, RoundPlan } from '../types.js';
+import { checkStateKeys, checkUpdate, requireUpdates, stateNumber, stateVector, StreamingAggregator } from './common.js';
 
 /** Instruction key (value: lambda), learner extra and plan tensor of FedProto. */
 export const FEDPROTO_INSTRUCTION = 'fedproto';
@@ -67,7 +66,7 @@ export function unpackPrototypes(packed: Float32Array, classes: number, dim: num
  * Learning: Federated Distillation and Augmentation under Non-IID Private Data", as PFLlib's
  * FedDistill: each label's global logit vector is the plain mean over the clients that have it).
  */
-export class FedProto implements Aggregator {
+export class FedProto extends StreamingAggregator {
   readonly lambda: number;
   private global: { prototypes: Float32Array; counts: Float32Array; classes: number; dim: number } | undefined;
 
@@ -76,6 +75,7 @@ export class FedProto implements Aggregator {
     readonly type: string = 'fedproto',
     private readonly keys: ClassVectorKeys = FEDPROTO_KEYS,
   ) {
+    super();
     this.lambda = args.lambda ?? 1;
   }
 
@@ -85,24 +85,45 @@ export class FedProto implements Aggregator {
     return plan;
   }
 
-  aggregate(ctx: RoundContext, updates: readonly ClientUpdate[]): AggregateResult {
-    requireUpdates(this.type, updates.length);
-    const { classes, dim } = shapeOf(this.type, updates);
-    const sums = new Float64Array(classes * dim);
-    const holders = new Float64Array(classes);
-    for (const update of updates) {
-      checkUpdate(this.type, ctx, update);
-      const packed = update.extras?.[this.keys.local];
-      if (!(packed instanceof Float32Array) || packed.length !== ctx.global.length) {
-        throw new Error(`${this.type}: update from "${update.clientId}" lacks extras.${this.keys.local} of the model's length`);
-      }
-      const local = unpackPrototypes(packed, classes, dim);
-      for (let j = 0; j < classes; j++) {
-        if (!(local.counts[j]! > 0)) continue;
-        holders[j]! += 1;
-        for (let k = 0; k < dim; k++) sums[j * dim + k]! += local.prototypes[j * dim + k]!;
-      }
-    }
+  /** Streams the learners' per-class vectors into per-class sums: memory O(classes * dim), not O(updates * model). */
+  createAccumulator(ctx: RoundContext): Accumulator {
+    let shape: { classes: number; dim: number } | undefined;
+    let sums = new Float64Array(0);
+    let holders = new Float64Array(0);
+    let count = 0;
+    let finished = false;
+    return {
+      add: (update: ClientUpdate) => {
+        if (finished) throw new Error(`${this.type}: add() called after finish()`);
+        checkUpdate(this.type, ctx, update);
+        const packed = update.extras?.[this.keys.local];
+        if (!(packed instanceof Float32Array) || packed.length !== ctx.global.length) {
+          throw new Error(`${this.type}: update from "${update.clientId}" lacks extras.${this.keys.local} of the model's length`);
+        }
+        const own = shapeOf(this.type, update, shape);
+        if (!shape) [shape, sums, holders] = [own, new Float64Array(own.classes * own.dim), new Float64Array(own.classes)];
+        const local = unpackPrototypes(packed, own.classes, own.dim);
+        for (let j = 0; j < own.classes; j++) {
+          if (!(local.counts[j]! > 0)) continue;
+          holders[j]! += 1;
+          for (let k = 0; k < own.dim; k++) sums[j * own.dim + k]! += local.prototypes[j * own.dim + k]!;
+        }
+        count++;
+      },
+      finish: () => {
+        if (finished) throw new Error(`${this.type}: finish() called twice`);
+        finished = true;
+        requireUpdates(this.type, count);
+        this.global = this.nextGlobal(shape!, sums, holders);
+        const known = this.global.counts.reduce((n, c) => n + (c > 0 ? 1 : 0), 0);
+        return { weights: ctx.global.slice(), metrics: { num_updates: count, prototype_classes: known } };
+      },
+    };
+  }
+
+  /** The round's means where some learner had the class, the previous global vectors elsewhere. */
+  private nextGlobal(shape: { classes: number; dim: number }, sums: Float64Array, holders: Float64Array) {
+    const { classes, dim } = shape;
     const previous = this.global?.classes === classes && this.global.dim === dim ? this.global : undefined;
     const prototypes = previous ? previous.prototypes.slice() : new Float32Array(classes * dim);
     const counts = previous ? previous.counts.slice() : new Float32Array(classes);
@@ -111,9 +132,7 @@ export class FedProto implements Aggregator {
       counts[j] = holders[j]!;
       for (let k = 0; k < dim; k++) prototypes[j * dim + k] = sums[j * dim + k]! / holders[j]!;
     }
-    this.global = { prototypes, counts, classes, dim };
-    const known = counts.reduce((n, c) => n + (c > 0 ? 1 : 0), 0);
-    return { weights: ctx.global.slice(), metrics: { num_updates: updates.length, prototype_classes: known } };
+    return { prototypes, counts, classes, dim };
   }
 
   getState(): AggregatorState {
@@ -132,18 +151,15 @@ export class FedProto implements Aggregator {
   }
 }
 
-/** Classes and prototype size the learners report (meta.proto_classes, meta.proto_dim), the same for all. */
-function shapeOf(type: string, updates: readonly ClientUpdate[]): { classes: number; dim: number } {
-  const first = updates[0]!.meta ?? {};
-  const classes = first.proto_classes;
-  const dim = first.proto_dim;
-  if (typeof classes !== 'number' || typeof dim !== 'number' || !(classes >= 1) || !(dim >= 1)) {
-    throw new Error(`${type}: update from "${updates[0]!.clientId}" lacks meta.proto_classes / meta.proto_dim (is its learner ${type}?)`);
+/** Classes and vector size an update reports (meta.proto_classes, meta.proto_dim), equal to `expected` when given. */
+function shapeOf(type: string, update: ClientUpdate, expected?: { classes: number; dim: number }): { classes: number; dim: number } {
+  const classes = update.meta?.proto_classes;
+  const dim = update.meta?.proto_dim;
+  if (typeof classes !== 'number' || typeof dim !== 'number' || !Number.isInteger(classes) || !Number.isInteger(dim) || classes < 1 || dim < 1) {
+    throw new Error(`${type}: update from "${update.clientId}" lacks meta.proto_classes / meta.proto_dim (is its learner ${type}?)`);
   }
-  for (const u of updates) {
-    if (u.meta?.proto_classes !== classes || u.meta?.proto_dim !== dim) {
-      throw new Error(`${type}: learners disagree on the per-class vectors' shape (${u.clientId} differs from ${updates[0]!.clientId})`);
-    }
+  if (expected && (expected.classes !== classes || expected.dim !== dim)) {
+    throw new Error(`${type}: learners disagree on the per-class vectors' shape (${update.clientId} sends ${classes} x ${dim}, expected ${expected.classes} x ${expected.dim})`);
   }
   return { classes, dim };
 }
