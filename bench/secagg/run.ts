@@ -21,7 +21,7 @@ import { loadavg, cpus } from 'node:os';
 import { join } from 'node:path';
 import { createAggregator, registerBuiltins as registerBuiltinAggregators } from '@oiafed/aggregators';
 import { Mutex, Trainer, type SecureAggregationSettings } from '@oiafed/core';
-import { scriptedLearnerMetadata, serveScriptedLearner } from '@oiafed/core/testing';
+import { interceptCalls, scriptedLearnerMetadata, serveScriptedLearner } from '@oiafed/core/testing';
 import { createModel, registerBuiltinModels, selectBackend } from '@oiafed/models';
 import { GrpcTransport, MemoryHub, MemoryTransport, type Payload, type Transport } from '@oiafed/transport';
 import { sourceNodeFlags } from '../../tests/source-node.js';
@@ -60,19 +60,11 @@ function payloadBytes(payload: Payload | undefined): number {
 
 /** The trainer's transport, counting the bytes of every request and reply. */
 function counting(transport: Transport, bytes: { sent: number; received: number }): Transport {
-  return new Proxy(transport, {
-    get(target, prop) {
-      if (prop === 'call') {
-        return async (to: string, method: string, payload: Payload, options?: object) => {
-          bytes.sent += payloadBytes(payload);
-          const reply = await target.call(to, method, payload, options);
-          bytes.received += payloadBytes(reply);
-          return reply;
-        };
-      }
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
+  return interceptCalls(transport, async (_to, _method, payload, next) => {
+    bytes.sent += payloadBytes(payload);
+    const reply = await next();
+    bytes.received += payloadBytes(reply);
+    return reply;
   });
 }
 

@@ -10,6 +10,7 @@ import { GrpcTransport, type Payload, type Transport } from '@oiafed/transport';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LEARNER_CAPABILITIES, RegistrationKeys } from '../src/protocol.js';
 import { SecureAggregationMethods, type SecureAggregationSettings } from '../src/secure-aggregation.js';
+import { interceptCalls } from '../src/testing/intercept-calls.js';
 import { scriptedLearnerMetadata, serveScriptedLearner } from '../src/testing/scripted-learner.js';
 import { Trainer, type TrainingSummary } from '../src/trainer.js';
 
@@ -42,18 +43,10 @@ interface Received {
 
 /** The trainer's transport, recording every reply it receives (what learners send in a round). */
 function recording(transport: Transport, received: Received[]): Transport {
-  return new Proxy(transport, {
-    get(target, prop) {
-      if (prop === 'call') {
-        return async (to: string, method: string, payload: Payload, options?: object) => {
-          const reply = await target.call(to, method, payload, options);
-          received.push({ learner: to, method, reply });
-          return reply;
-        };
-      }
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
+  return interceptCalls(transport, async (learner, method, _payload, next) => {
+    const reply = await next();
+    received.push({ learner, method, reply });
+    return reply;
   });
 }
 

@@ -7,9 +7,10 @@
 import { join } from 'node:path';
 import { createAggregator, registerBuiltins as registerBuiltinAggregators } from '@oiafed/aggregators';
 import { SecureAggregationMethods, Trainer, type TrainingSummary } from '@oiafed/core';
+import { interceptCalls } from '@oiafed/core/testing';
 import { createModel, registerBuiltinModels, selectBackend } from '@oiafed/models';
 import { levelsFor, quantizationStep } from '@oiafed/privacy';
-import { GrpcTransport, type Payload, type Transport } from '@oiafed/transport';
+import { GrpcTransport, type Transport } from '@oiafed/transport';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sourceNodeFlags } from '../../source-node.js';
 import { killAll, startProc, summaryLine, PROCESS_TEST_TIMEOUT_MS, type Proc } from './helpers.js';
@@ -43,20 +44,12 @@ function killing(transport: Transport, procs: Map<string, Proc>, kills: Kills): 
     procs.get(id)!.kill('SIGKILL');
     await procs.get(id)!.exited;
   };
-  return new Proxy(transport, {
-    get(target, prop) {
-      if (prop === 'call') {
-        return async (to: string, method: string, payload: Payload, options?: object) => {
-          const masking = method === SecureAggregationMethods.maskedInput;
-          if (masking && kills.beforeMasking?.includes(to)) await kill(to);
-          const reply = await target.call(to, method, payload, options);
-          if (masking && kills.afterMasking?.includes(to)) await kill(to);
-          return reply;
-        };
-      }
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
+  return interceptCalls(transport, async (to, method, _payload, next) => {
+    const masking = method === SecureAggregationMethods.maskedInput;
+    if (masking && kills.beforeMasking?.includes(to)) await kill(to);
+    const reply = await next();
+    if (masking && kills.afterMasking?.includes(to)) await kill(to);
+    return reply;
   });
 }
 
