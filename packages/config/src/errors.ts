@@ -1,3 +1,5 @@
+import { closestName } from '@oiafed/component';
+
 /** One problem found in a config. */
 export interface ConfigIssue {
   /** File the offending key came from (the parent file when it was inherited through `extend`). */
@@ -76,29 +78,7 @@ export function showValue(value: unknown): string {
   return sanitizeQuoted(text);
 }
 
-/** The allowed key closest to `key`, if it is close enough to be a likely typo. */
+/** The allowed key closest to `key`, if it is close enough to be a likely typo (the registries' measure). */
 export function closestKey(key: string, allowed: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of allowed) {
-    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  const limit = Math.max(1, Math.floor(key.length / 3));
-  return bestDistance <= limit ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length];
+  return closestName(key, allowed);
 }
