@@ -166,4 +166,37 @@ describe('SecAgg+ round (in-process)', () => {
     expect(error).toBeGreaterThan(1e-3);
     expect(error).toBeLessThanOrEqual(result.quantizationStep);
   });
+
+  it('a learner answers one unmask request per round and never reveals both secrets of one peer', () => {
+    const inputs = randomInputs(4, 10, 5);
+    const ids = Object.keys(inputs).sort();
+    const server = new SecAggServer({ round: 1, ids, neighbours: 3, threshold: 3, bits: 32, clip: 1, length: 10, salt: 'salt' });
+    const clients = new Map(ids.map((id) => [id, new SecAggClient(id, inputs[id]!.weight)]));
+    for (const id of ids) server.receiveSetup(id, clients.get(id)!.setup(server.setupRequest(id)));
+    for (const id of server.shareKeysTargets()) server.receiveShareKeys(id, clients.get(id)!.shareKeys(server.shareKeysRequest(id)));
+    for (const id of server.maskedInputTargets()) server.receiveMaskedInput(id, clients.get(id)!.mask(server.maskedInputRequest(id), inputs[id]!.values));
+    const client = clients.get(ids[0]!)!;
+    // A trainer claiming a learner both survived and dropped would get its seed and its mask key.
+    expect(() => client.unmask({ round: 1, survivors: [ids[0]!, ids[1]!], dropped: [ids[1]!] })).toThrow(/both a survivor and dropped/);
+    const first = client.unmask({ round: 1, survivors: [ids[0]!, ids[2]!, ids[3]!], dropped: [ids[1]!] });
+    expect(Object.keys(first.key_shares)).toEqual([ids[1]]);
+    expect(Object.keys(first.seed_shares)).not.toContain(ids[1]);
+    // Asked again with another story (ids[1] survived), it refuses: the seed of ids[1] stays hidden.
+    expect(() => client.unmask({ round: 1, survivors: ids, dropped: [] })).toThrow(/already answered/);
+  });
+
+  it('shares are sealed for their recipient: another sender, recipient or round fails AES-GCM', () => {
+    const ids = ['a', 'b', 'c'];
+    const server = new SecAggServer({ round: 2, ids, neighbours: 2, threshold: 2, bits: 32, clip: 1, length: 4, salt: 's' });
+    const clients = new Map(ids.map((id) => [id, new SecAggClient(id, 1)]));
+    for (const id of ids) server.receiveSetup(id, clients.get(id)!.setup(server.setupRequest(id)));
+    server.shareKeysTargets();
+    const replies = new Map(ids.map((id) => [id, clients.get(id)!.shareKeys(server.shareKeysRequest(id))]));
+    const forC = { a: replies.get('a')!.ciphertexts.c!, b: replies.get('b')!.ciphertexts.c! };
+    // What a sent to c, relabelled as coming from b, does not open.
+    expect(() => clients.get('c')!.mask({ round: 2, ciphertexts: { b: forC.a } }, new Float32Array(4))).toThrow();
+    // What a sent to b does not open at c.
+    expect(() => clients.get('c')!.mask({ round: 2, ciphertexts: { a: replies.get('a')!.ciphertexts.b! } }, new Float32Array(4))).toThrow();
+    expect(clients.get('c')!.mask({ round: 2, ciphertexts: forC }, new Float32Array(4))).toHaveLength(5);
+  });
 });
