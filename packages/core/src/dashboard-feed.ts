@@ -10,7 +10,7 @@
  */
 import type { NodeConfig } from '@oiafed/config';
 import { startDashboard, type DashboardServer, type LearnerRow } from '@oiafed/dashboard';
-import type { Payload, PeerInfo, Transport } from '@oiafed/transport';
+import { readPem, type Payload, type PeerInfo, type Transport } from '@oiafed/transport';
 import type { RoundRecord, TrainerCallback } from './callbacks.js';
 import { errorMessage, type Logger } from './logger.js';
 import { LearnerMethods, RegistrationKeys, TrainerMethods, type LearnerStatusBody, type TrainRequestBody } from './protocol.js';
@@ -44,6 +44,7 @@ export async function startDashboardFeed(config: NodeConfig, info: DashboardRunI
     host: cfg.host,
     port: cfg.port,
     authToken: cfg.auth_token,
+    tls: dashboardTls(config),
     runDir: info.runDir,
     links: info.metricsPort === undefined ? {} : { metrics_port: info.metricsPort },
     run: {
@@ -56,8 +57,22 @@ export async function startDashboardFeed(config: NodeConfig, info: DashboardRunI
     logger,
   });
   const shownHost = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : cfg.host;
-  logger.info(`dashboard on http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${server.port}/${cfg.auth_token ? '?token=<dashboard.auth_token>' : ''}`);
+  const scheme = config.transport.grpc.tls ? 'https' : 'http';
+  logger.info(`dashboard on ${scheme}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${server.port}/${cfg.auth_token ? '?token=<dashboard.auth_token>' : ''}`);
   return new Feed(server, config.heartbeat.enabled ? config.heartbeat.interval : 0);
+}
+
+/**
+ * A trainer with TLS serves its dashboard (and the browser learners' WebSocket path on it) over
+ * HTTPS with the same certificate, so the token and the updates never cross the network in clear.
+ */
+function dashboardTls(config: NodeConfig): { cert: Buffer; key: Buffer } | undefined {
+  const tls = config.transport.grpc.tls;
+  if (!tls) return undefined;
+  const cert = readPem(tls.cert, 'cert');
+  const key = readPem(tls.key, 'key');
+  if (!cert || !key) throw new Error('dashboard: transport.grpc.tls needs cert and key on the trainer to serve the dashboard over HTTPS');
+  return { cert, key };
 }
 
 class Feed implements DashboardFeed {

@@ -6,7 +6,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { buildReportHtml, type Logger, type StoredRoundRecord } from '@oiafed/tracker';
@@ -46,6 +47,8 @@ export interface DashboardOptions {
   maxBufferedBytes?: number;
   /** Keep-alive comment period on event streams in ms (default 15000). */
   keepAliveMs?: number;
+  /** PEM certificate chain and key: serve HTTPS (and wss:// for browser learners) instead of HTTP. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   logger?: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
 }
 
@@ -93,7 +96,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const routes = new Map<string, RouteHandler>();
   const authorized = tokenCheck(options.authToken);
   const ctx: RequestContext = { state, hub, routes, authorized, options, logger };
-  const server = createServer((req, res) => {
+  const onRequest: RequestListener = (req, res) => {
     try {
       handle(ctx, req, res);
     } catch (err) {
@@ -101,11 +104,13 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.end();
     }
-  });
+  };
+  const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest) : createServer(onRequest);
   const host = options.host ?? '127.0.0.1';
   await listen(server, host, options.port);
   const port = (server.address() as AddressInfo).port;
-  logger.info('dashboard listening', { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`, auth: options.authToken ? 'token' : 'none' });
+  const scheme = options.tls ? 'https' : 'http';
+  logger.info('dashboard listening', { url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}/`, auth: options.authToken ? 'token' : 'none' });
   const publish = (event: DashboardEvent): void => {
     applyEvent(state, event);
     hub.broadcast(event.type, event.data);

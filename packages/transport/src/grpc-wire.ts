@@ -61,7 +61,8 @@ export const PATHS = {
   connect: NodeServiceService.connect.path,
 } as const;
 
-function pem(value: string | Buffer | undefined, what: string): Buffer | undefined {
+/** A PEM value from config: a Buffer as is, else read from the file it names (the error names the tls key). */
+export function readPem(value: string | Buffer | undefined, what: string): Buffer | undefined {
   if (value === undefined) return undefined;
   if (Buffer.isBuffer(value)) return value;
   try {
@@ -73,19 +74,19 @@ function pem(value: string | Buffer | undefined, what: string): Buffer | undefin
 
 export function clientCredentials(tls: TlsOptions | undefined): grpc.ChannelCredentials {
   if (!tls) return grpc.credentials.createInsecure();
-  const key = pem(tls.key, 'key');
-  const cert = pem(tls.cert, 'cert');
+  const key = readPem(tls.key, 'key');
+  const cert = readPem(tls.cert, 'cert');
   if ((key === undefined) !== (cert === undefined))
     throw new TransportError('INVALID_ARGUMENT', 'tls: key and cert must be given together (client certificate)');
-  return grpc.credentials.createSsl(pem(tls.ca, 'ca') ?? null, key ?? null, cert ?? null);
+  return grpc.credentials.createSsl(readPem(tls.ca, 'ca') ?? null, key ?? null, cert ?? null);
 }
 
 export function serverCredentials(tls: TlsOptions | undefined): grpc.ServerCredentials {
   if (!tls) return grpc.ServerCredentials.createInsecure();
-  const key = pem(tls.key, 'key');
-  const cert = pem(tls.cert, 'cert');
+  const key = readPem(tls.key, 'key');
+  const cert = readPem(tls.cert, 'cert');
   if (!key || !cert) throw new TransportError('INVALID_ARGUMENT', 'tls: a listening node needs both tls.key and tls.cert');
-  const ca = pem(tls.ca, 'ca') ?? null;
+  const ca = readPem(tls.ca, 'ca') ?? null;
   if (tls.requireClientCert && !ca) throw new TransportError('INVALID_ARGUMENT', 'tls.requireClientCert needs tls.ca to verify clients');
   return grpc.ServerCredentials.createSsl(ca, [{ private_key: key, cert_chain: cert }], tls.requireClientCert ?? false);
 }

@@ -21,6 +21,7 @@ export { MemoryHub, MemoryTransport } from './memory-transport.js';
 export type { GrpcTransportOptions } from './grpc-transport.js';
 export { GrpcTransport } from './grpc-transport.js';
 export type { TlsOptions } from './grpc-wire.js';
+export { readPem } from './grpc-wire.js';
 export { MAX_NODE_ID_LENGTH, nodeIdProblem } from './peer-auth.js';
 export type { RateLimitedLogOptions } from './rate-limited-log.js';
 export { RateLimitedLog, sanitizeForLog } from './rate-limited-log.js';
