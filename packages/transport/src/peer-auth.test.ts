@@ -1,8 +1,7 @@
 // Per-node credentials over real gRPC on 127.0.0.1: tokens bound to node ids, client
 // certificates bound to node ids (fixture certificates made with openssl at test time), a
 // learner whose id is held by a stale connection, and the start-up exposure warnings.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -11,6 +10,7 @@ import { EnvelopeKind, Envelope, type Frame } from './generated/oiafed/v1/node.j
 import { GrpcTransport, type GrpcTransportOptions } from './grpc-transport.js';
 import { authMetadata, nodeServiceDefinition, PATHS } from './grpc-wire.js';
 import { dialWarning, isLoopbackHost, listenWarnings } from './peer-auth.js';
+import { createTestPki } from './testing/certificates.js';
 import type { TransportError } from './errors.js';
 import type { Logger } from './types.js';
 
@@ -106,14 +106,8 @@ describe('client certificates bound to node ids (mTLS)', () => {
   const f = (name: string) => join(dir, name);
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'oiafed-mtls-'));
-    const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
-    const sign = (name: string, cn: string, san: string) => {
-      writeFileSync(f(`${name}.ext`), `subjectAltName=${san}\n`);
-      ssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-      ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`);
-    };
+    const pki = createTestPki(dir);
+    const sign = (name: string, cn: string, san: string) => pki.issue(name, { cn, san });
     sign('server', 'trainer', 'IP:127.0.0.1,DNS:localhost');
     sign('learner_0', 'learner_0', 'DNS:learner-0.example');
     sign('learner_1', 'learner_1', 'DNS:learner-1.example');

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { nodeServiceDefinition } from './grpc-wire.js';
 import { newId, payloadFromWire, payloadToWire } from './serde.js';
 import { StreamLink } from './stream-link.js';
 import type { PeerInfo, Transport } from './types.js';
+import { createTestPki } from './testing/certificates.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -123,11 +123,7 @@ describe('GrpcTransport: learners over WebSocket', () => {
   it('serves learners over wss:// on an HTTPS server (a trainer with TLS)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'oiafed-wss-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=oiafed-test-ca');
-    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'ext.cnf');
+    createTestPki(dir).issue('server', { cn: '127.0.0.1', san: 'IP:127.0.0.1' });
     const read = (f: string) => readFileSync(join(dir, f));
     const { trainer, url } = await startTrainer({}, { key: read('server.key'), cert: read('server.pem') });
     expect(url.startsWith('wss://')).toBe(true);

@@ -1,9 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig, type NodeConfig } from '@oiafed/config';
 import { buildTransport } from '@oiafed/core';
 import type { Transport } from '@oiafed/transport';
+import { createTestPki } from '@oiafed/transport/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { summaryLine, tempDir } from './helpers.js';
 
@@ -12,21 +11,11 @@ import { summaryLine, tempDir } from './helpers.js';
  * client certificate's CN is the node id it may register as (the trainer binds them).
  */
 function makeCertificates(dir: string) {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ext = join(dir, 'san.ext');
-  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  const key = (name: string) => ssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-  const ca = (name: string) =>
-    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '1', '-subj', `/CN=${name}`);
-  const sign = (name: string, by: string) => {
-    key(name);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${by}.pem`, '-CAkey', `${by}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', ext);
-  };
-  ca('ca');
-  ca('rogue-ca');
-  sign('server', 'ca');
-  sign('learner_ok', 'ca');
-  sign('rogue-client', 'rogue-ca');
+  const ca = createTestPki(dir, 'ca');
+  const rogueCa = createTestPki(dir, 'rogue-ca');
+  ca.issue('server');
+  ca.issue('learner_ok');
+  rogueCa.issue('rogue-client');
   const f = (name: string) => join(dir, name);
   return { ca: f('ca.pem'), rogueCa: f('rogue-ca.pem'), server: [f('server.pem'), f('server.key')], client: [f('learner_ok.pem'), f('learner_ok.key')], rogueClient: [f('rogue-client.pem'), f('rogue-client.key')] };
 }

@@ -232,3 +232,5 @@ export function describeTransportContract(name: string, makePair: () => Promise<
     });
   });
 }
+export type { TestCertificate, TestPki } from './certificates.js';
+export { createTestPki } from './certificates.js';
