@@ -14,13 +14,13 @@
  * so the bench exercises the same path as `oiafed run --mode serial`. The table is printed next
  * to an independent reproduction's numbers and written to docs/benchmarks.md under `## bench:niid`.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { resolveConfig } from '@oiafed/config';
 import { runSerial, type TrainingSummary } from '@oiafed/core';
 import { createRng, loadDataset, registerDataset, subset, type ArrayDataset, type DatasetSpec } from '@oiafed/datasets';
+import { writeDocsSection } from '../docs-section.js';
 
 const ALGORITHMS: Record<string, { type: string; args: Record<string, unknown>; label: string }> = {
   fedavg: { type: 'fedavg', args: {}, label: 'FedAvg' },
@@ -244,25 +244,6 @@ function sectionMarkdown(o: Options, cells: Cell[], seconds: number, done: boole
   ].join('\n');
 }
 
-function writeSection(markdown: string): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const file = resolve(here, '..', '..', 'docs', 'benchmarks.md');
-  mkdirSync(dirname(file), { recursive: true });
-  // re-read right before writing: other benches own other sections of this file
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const heading = '## bench:niid';
-  const start = current.indexOf(`${heading}\n`);
-  let next: string;
-  if (start < 0) {
-    next = `${current.replace(/\n*$/, '')}\n\n${markdown}\n`;
-  } else {
-    const after = current.indexOf('\n## ', start + heading.length);
-    next = current.slice(0, start) + markdown + (after < 0 ? '\n' : `\n${current.slice(after + 1)}`);
-  }
-  writeFileSync(file, next);
-  return file;
-}
-
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   registerFractionDataset();
@@ -298,7 +279,7 @@ async function main(): Promise<void> {
         cells.push(cell);
         log(`${ALGORITHMS[algorithm]!.label} ${partitionDef(partition).label}: ${pct(cell.accuracy)}% in ${cell.seconds.toFixed(0)}s`);
         // after every cell, so a run stopped early still leaves what it finished in the docs
-        if (o.write) writeSection(sectionMarkdown(o, cells, (Date.now() - started) / 1000, false));
+        if (o.write) writeDocsSection('## bench:niid', sectionMarkdown(o, cells, (Date.now() - started) / 1000, false));
       }
     }
   } finally {
@@ -308,7 +289,7 @@ async function main(): Promise<void> {
   log('');
   log(table(o, cells));
   log(REF_NOTE);
-  if (o.write) log(`wrote ${writeSection(sectionMarkdown(o, cells, totalS, true))}`);
+  if (o.write) log(`wrote ${writeDocsSection('## bench:niid', sectionMarkdown(o, cells, totalS, true))}`);
   if (o.json) {
     process.stdout.write(
       `${JSON.stringify({ setting: { ...o }, seconds: totalS, cells, reference: REFERENCE })}\n`,
