@@ -130,28 +130,13 @@ class CentralDpAggregator implements Aggregator, PrivacyBudgetGuard {
   }
 
   getState(): AggregatorState {
-    const state: AggregatorState = { ...this.inner.getState(), dp_clip_norm: this.clipNorm };
-    const history = this.accountant.getState().history;
-    state.dp_entries = history.length;
-    history.forEach((e, k) => {
-      state[`dp_q_${k}`] = e.q;
-      state[`dp_steps_${k}`] = e.steps;
-    });
-    return state;
+    return { ...this.inner.getState(), dp_clip_norm: this.clipNorm, ...accountantCheckpoint(this.accountant) };
   }
 
   setState(state: AggregatorState): void {
-    const inner: AggregatorState = {};
-    for (const [key, value] of Object.entries(state)) if (!key.startsWith('dp_')) inner[key] = value;
-    this.inner.setState(inner);
+    this.inner.setState(withoutDpKeys(state));
     if (typeof state.dp_clip_norm === 'number') this.clipNorm = state.dp_clip_norm;
-    const entries = typeof state.dp_entries === 'number' ? state.dp_entries : 0;
-    const history = Array.from({ length: entries }, (_, k) => ({
-      q: state[`dp_q_${k}`] as number,
-      sigma: this.noiseMultiplier,
-      steps: state[`dp_steps_${k}`] as number,
-    }));
-    this.accountant.setState({ history });
+    restoreAccountant(this.accountant, state, this.noiseMultiplier);
   }
 
   privacyStopReason(_record: RoundRecord): string | undefined {
@@ -205,4 +190,29 @@ export function withDifferentialPrivacy(
     samplingRate: trainer.client_fraction,
     maxRounds: trainer.max_rounds,
   });
+}
+
+/** The accountant's history as flat `dp_*` checkpoint keys (a checkpoint's aggregator state is flat). */
+export function accountantCheckpoint(accountant: PrivacyAccountant): AggregatorState {
+  const history = accountant.getState().history;
+  const state: AggregatorState = { dp_entries: history.length };
+  history.forEach((e, k) => {
+    state[`dp_q_${k}`] = e.q;
+    state[`dp_steps_${k}`] = e.steps;
+  });
+  return state;
+}
+
+/** Puts back what {@link accountantCheckpoint} saved; every entry was charged at `sigma`. */
+export function restoreAccountant(accountant: PrivacyAccountant, state: AggregatorState, sigma: number): void {
+  const entries = typeof state.dp_entries === 'number' ? state.dp_entries : 0;
+  const history = Array.from({ length: entries }, (_, k) => ({ q: state[`dp_q_${k}`] as number, sigma, steps: state[`dp_steps_${k}`] as number }));
+  accountant.setState({ history });
+}
+
+/** The wrapped rule's part of a checkpoint: everything but the `dp_*` keys. */
+export function withoutDpKeys(state: AggregatorState): AggregatorState {
+  const inner: AggregatorState = {};
+  for (const [key, value] of Object.entries(state)) if (!key.startsWith('dp_')) inner[key] = value;
+  return inner;
 }

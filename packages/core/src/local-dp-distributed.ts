@@ -15,6 +15,7 @@ import type { AggregateResult, Aggregator, AggregatorState, ClientUpdate, RoundC
 import type { SecureAggregationConfig } from '@oiafed/config';
 import { PrivacyAccountant, epsilonFor, noiseMultiplierFor } from '@oiafed/privacy';
 import type { RoundRecord } from '@oiafed/tracker';
+import { accountantCheckpoint, restoreAccountant, withoutDpKeys } from './central-dp.js';
 import { LOCAL_DP_INSTRUCTION, type LearnerDpInstruction } from './local-dp-learner.js';
 import type { PrivacyBudgetGuard } from './local-dp.js';
 
@@ -115,23 +116,12 @@ class DistributedDpAggregator implements Aggregator, PrivacyBudgetGuard {
   }
 
   getState(): AggregatorState {
-    const state: AggregatorState = { ...this.inner.getState() };
-    const history = this.accountant.getState().history;
-    state.dp_entries = history.length;
-    history.forEach((e, k) => {
-      state[`dp_q_${k}`] = e.q;
-      state[`dp_steps_${k}`] = e.steps;
-    });
-    return state;
+    return { ...this.inner.getState(), ...accountantCheckpoint(this.accountant) };
   }
 
   setState(state: AggregatorState): void {
-    const inner: AggregatorState = {};
-    for (const [key, value] of Object.entries(state)) if (!key.startsWith('dp_')) inner[key] = value;
-    this.inner.setState(inner);
-    const entries = typeof state.dp_entries === 'number' ? state.dp_entries : 0;
-    const sigma = this.instruction.noise_multiplier;
-    this.accountant.setState({ history: Array.from({ length: entries }, (_, k) => ({ q: state[`dp_q_${k}`] as number, sigma, steps: state[`dp_steps_${k}`] as number })) });
+    this.inner.setState(withoutDpKeys(state));
+    restoreAccountant(this.accountant, state, this.instruction.noise_multiplier);
   }
 }
 
