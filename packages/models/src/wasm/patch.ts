@@ -1,0 +1,71 @@
+/**
+ * Registration of the patched wasm kernels (apart from index.ts so that the OpenBLAS kernel path,
+ * which wraps them, can ensure they are installed without an import cycle).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig } from '@tensorflow/tfjs-core';
+// The stock wasm kernels must be registered before they are looked up and wrapped.
+import '@tensorflow/tfjs-backend-wasm';
+import { convGradKernels } from './conv-grad-kernels.js';
+import { inputGradKernels } from './input-grad-kernels.js';
+import { matMulKernels } from './matmul-kernels.js';
+import { poolTileKernels } from './pool-tile-kernels.js';
+import { reduceKernels } from './reduce-kernels.js';
+
+/** The names of the kernels registerPatchedWasmKernels installs for backend 'wasm'. */
+export const PATCHED_WASM_KERNELS: readonly string[] = [
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  'MaxPoolGrad',
+  'Tile',
+  'BatchMatMul',
+  '_FusedMatMul',
+  'Sum',
+  'Mean',
+  'Identity',
+  'Conv2D',
+  'FusedConv2D',
+];
+
+interface PatchState {
+  stock: Map<string, KernelConfig>;
+  installed: boolean;
+}
+
+// One record per process, shared by every copy of this module, so that a second copy neither
+// double-wraps the stock kernels nor loses them.
+const STATE_KEY = Symbol.for('oiafed.models.patchedWasmKernels');
+
+function state(): PatchState {
+  const g = globalThis as Record<symbol, PatchState | undefined>;
+  let s = g[STATE_KEY];
+  if (s == null) {
+    s = { stock: new Map(), installed: false };
+    g[STATE_KEY] = s;
+  }
+  return s;
+}
+
+/**
+ * Registers the corrected wasm kernels (tf.registerKernel for backend 'wasm', replacing the
+ * stock kernel where one exists). Idempotent; may run before or after the wasm backend is
+ * initialized.
+ */
+export function registerPatchedWasmKernels(): void {
+  const s = state();
+  if (s.installed) return;
+  for (const name of PATCHED_WASM_KERNELS) {
+    const cfg = tf.getKernel(name, 'wasm');
+    if (cfg != null) s.stock.set(name, cfg);
+  }
+  const stock = (name: string): KernelConfig | undefined => s.stock.get(name);
+  const configs = [...convGradKernels(stock), ...poolTileKernels(), ...matMulKernels(stock), ...reduceKernels(stock), ...inputGradKernels(stock)];
+  for (const cfg of configs) {
+    const old = s.stock.get(cfg.kernelName);
+    if (old != null) tf.unregisterKernel(cfg.kernelName, 'wasm');
+    // The stock setup (cwrap of the C entry point) must still run when the backend initializes,
+    // because the patched kernels fall back to or wrap the stock function.
+    tf.registerKernel(old?.setupFunc != null ? { ...cfg, setupFunc: old.setupFunc } : cfg);
+  }
+  s.installed = true;
+}
