@@ -12,6 +12,7 @@ export { createModel, listModels } from './create-model.js';
 export { dpNoiseSource } from './dp-sgd.js';
 export { FedModel } from './fed-model.js';
 export { LearnerPool } from './parallel/learner-pool.js';
+export type { ComputePlan, ComputePlanInput, Parallelism } from './parallel/compute-plan.js';
 export {
   BLAS_DATA_PARALLEL_MIN_SHARD_MACS,
   BLAS_THREADS_MIN_STEP_MACS,
