@@ -1,6 +1,186 @@
-import type { KernelFunc } from '@tensorflow/tfjs-core';
+/**
+ * Conv2D, FusedConv2D, Conv2DBackpropInput and Conv2DBackpropFilter of backend 'wasm' (NHWC) on
+ * cblas_sgemm: im2col in blocks of whole images, then one GEMM per block against the filter read
+ * in place on the wasm heap ([kh,kw,Ci,Co] is already the [K, Co] matrix). Any stride and padding;
+ * dilation, NCHW, non-float32 data and unsupported fused activations fall back to the kernel
+ * registered before (the patched XNNPACK one).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { inputGradientUnneeded, noteForward, zeros } from '../wasm/input-grad-kernels.js';
+import { asWasm, f32Index } from '../wasm/wasm-internals.js';
+import type { KernelArgs, WasmBackendInternals } from '../wasm/wasm-internals.js';
+import { addBiasActivate, fusedEpilogue } from './epilogue.js';
+import { col2imAdd, im2col, imagesPerBlock, scratch } from './im2col.js';
+import type { ConvInfo } from './im2col.js';
 import type { Sgemm } from './library.js';
 
-export function blasConvKernels(_sgemm: Sgemm, _previous: (name: string) => KernelFunc): Array<{ name: string; func: KernelFunc }> {
-  return [];
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+/** Conv geometry, or null for what this path does not handle (so the caller falls back). */
+function convInfo(xShape: number[], filterShape: number[], attrs: Record<string, unknown>): ConvInfo | null {
+  const dataFormat = (attrs['dataFormat'] as string | undefined) ?? 'NHWC';
+  const dil = attrs['dilations'] as number | number[] | undefined;
+  const dilations = dil == null ? [1, 1] : typeof dil === 'number' ? [dil, dil] : dil;
+  if (dataFormat !== 'NHWC' || dilations.some((d) => d !== 1)) return null;
+  if (xShape.length !== 4 || filterShape.length !== 4) return null;
+  // Empty tensors: OpenBLAS rejects zero leading dimensions; the previous kernel copes.
+  if ([...xShape, ...filterShape].some((d) => d === 0)) return null;
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs['strides'] as number | [number, number],
+    1,
+    attrs['pad'] as Pad,
+    attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+    false,
+    'channelsLast',
+  );
+}
+
+const kOf = (info: ConvInfo): number => info.filterHeight * info.filterWidth * info.inChannels;
+const rowsOf = (info: ConvInfo): number => info.outHeight * info.outWidth;
+
+/** Whether the filter window is the pixel itself (1x1, stride 1, no padding): x is already cols. */
+function pointwise(info: ConvInfo): boolean {
+  const p = info.padInfo;
+  return info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 && info.strideWidth === 1 && p.top === 0 && p.left === 0;
+}
+
+/** y [B*Ho*Wo, Co] = cols(x) [.., K] @ W [K, Co]. */
+function forward(sgemm: Sgemm, backend: WasmBackendInternals, x: TensorInfo, filter: TensorInfo, info: ConvInfo): TensorInfo {
+  const out = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
+  const heap = backend.wasm.HEAPF32;
+  const xi = f32Index(backend, x);
+  const oi = f32Index(backend, out);
+  const K = kOf(info);
+  const Co = info.outChannels;
+  const w = heap.subarray(f32Index(backend, filter), f32Index(backend, filter) + K * Co);
+  const per = rowsOf(info);
+  if (pointwise(info)) {
+    const m = info.batchSize * per;
+    sgemm(false, false, m, Co, K, 1, heap.subarray(xi, xi + m * K), K, w, Co, 0, heap.subarray(oi, oi + m * Co), Co);
+    return out;
+  }
+  const group = imagesPerBlock(info);
+  for (let b0 = 0; b0 < info.batchSize; b0 += group) {
+    const b1 = Math.min(info.batchSize, b0 + group);
+    const m = (b1 - b0) * per;
+    const cols = scratch(m * K);
+    im2col(heap, xi, info, b0, b1, cols);
+    const o = oi + b0 * per * Co;
+    sgemm(false, false, m, Co, K, 1, cols, K, w, Co, 0, heap.subarray(o, o + m * Co), Co);
+  }
+  return out;
+}
+
+function conv2D(sgemm: Sgemm, previous: KernelFunc, fused: boolean): KernelFunc {
+  return ((args: KernelArgs) => {
+    const x = args.inputs['x']!;
+    const filter = args.inputs['filter']!;
+    const attrs = (args.attrs ?? {}) as Record<string, unknown>;
+    const info = x.dtype === 'float32' && filter.dtype === 'float32' ? convInfo(x.shape, filter.shape, attrs) : null;
+    const epilogue = fused ? fusedEpilogue(args, filter.shape[3] ?? 0) : { bias: null, relu: false };
+    if (info == null || epilogue == null) return previous(args as never) as TensorInfo;
+    noteForward(args);
+    const backend = asWasm(args.backend);
+    const out = forward(sgemm, backend, x, filter, info);
+    if (epilogue.bias != null || epilogue.relu) addBiasActivate(backend, out, epilogue.bias, epilogue.relu, info.outChannels);
+    return out;
+  }) as unknown as KernelFunc;
+}
+
+/** dW [K, Co] = sum over image blocks of cols(x)^T @ dy. */
+function filterGrad(sgemm: Sgemm, backend: WasmBackendInternals, x: TensorInfo, dy: TensorInfo, info: ConvInfo, filterShape: number[]): TensorInfo {
+  const out = backend.makeOutput(filterShape.slice(), 'float32');
+  const heap = backend.wasm.HEAPF32;
+  const xi = f32Index(backend, x);
+  const dyi = f32Index(backend, dy);
+  const K = kOf(info);
+  const Co = info.outChannels;
+  const oi = f32Index(backend, out);
+  const dw = heap.subarray(oi, oi + K * Co);
+  const per = rowsOf(info);
+  if (info.batchSize * per === 0) {
+    dw.fill(0);
+    return out;
+  }
+  if (pointwise(info)) {
+    const m = info.batchSize * per;
+    sgemm(true, false, K, Co, m, 1, heap.subarray(xi, xi + m * K), K, heap.subarray(dyi, dyi + m * Co), Co, 0, dw, Co);
+    return out;
+  }
+  const group = imagesPerBlock(info);
+  for (let b0 = 0; b0 < info.batchSize; b0 += group) {
+    const b1 = Math.min(info.batchSize, b0 + group);
+    const m = (b1 - b0) * per;
+    const cols = scratch(m * K);
+    im2col(heap, xi, info, b0, b1, cols);
+    const d = dyi + b0 * per * Co;
+    sgemm(true, false, K, Co, m, 1, cols, K, heap.subarray(d, d + m * Co), Co, b0 === 0 ? 0 : 1, dw, Co);
+  }
+  return out;
+}
+
+function backpropFilter(sgemm: Sgemm, previous: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const x = args.inputs['x']!;
+    const dy = args.inputs['dy']!;
+    const attrs = (args.attrs ?? {}) as Record<string, unknown>;
+    const filterShape = attrs['filterShape'] as number[];
+    const info = x.dtype === 'float32' && dy.dtype === 'float32' ? convInfo(x.shape, filterShape, attrs) : null;
+    if (info == null) return previous(args as never) as TensorInfo;
+    return filterGrad(sgemm, asWasm(args.backend), x, dy, info, filterShape);
+  }) as unknown as KernelFunc;
+}
+
+/** dx = col2im(dy @ W^T), block by block of images. */
+function inputGrad(sgemm: Sgemm, backend: WasmBackendInternals, dy: TensorInfo, filter: TensorInfo, info: ConvInfo, inputShape: number[]): TensorInfo {
+  const out = backend.makeOutput(inputShape.slice(), 'float32');
+  const heap = backend.wasm.HEAPF32;
+  const dxi = f32Index(backend, out);
+  const dyi = f32Index(backend, dy);
+  const K = kOf(info);
+  const Co = info.outChannels;
+  const w = heap.subarray(f32Index(backend, filter), f32Index(backend, filter) + K * Co);
+  const per = rowsOf(info);
+  if (pointwise(info)) {
+    const m = info.batchSize * per;
+    sgemm(false, true, m, K, Co, 1, heap.subarray(dyi, dyi + m * Co), Co, w, Co, 0, heap.subarray(dxi, dxi + m * K), K);
+    return out;
+  }
+  heap.fill(0, dxi, dxi + tf.util.sizeFromShape(inputShape));
+  const group = imagesPerBlock(info);
+  for (let b0 = 0; b0 < info.batchSize; b0 += group) {
+    const b1 = Math.min(info.batchSize, b0 + group);
+    const m = (b1 - b0) * per;
+    const cols = scratch(m * K);
+    const d = dyi + b0 * per * Co;
+    sgemm(false, true, m, K, Co, 1, heap.subarray(d, d + m * Co), Co, w, Co, 0, cols, K);
+    col2imAdd(cols, heap, dxi, info, b0, b1);
+  }
+  return out;
+}
+
+function backpropInput(sgemm: Sgemm, previous: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const dy = args.inputs['dy']!;
+    const filter = args.inputs['filter']!;
+    const attrs = (args.attrs ?? {}) as Record<string, unknown>;
+    const inputShape = attrs['inputShape'] as number[];
+    if (inputGradientUnneeded(filter, inputShape)) return zeros(args.backend, inputShape.slice());
+    const info = dy.dtype === 'float32' && filter.dtype === 'float32' ? convInfo(inputShape, filter.shape, attrs) : null;
+    if (info == null) return previous(args as never) as TensorInfo;
+    return inputGrad(sgemm, asWasm(args.backend), dy, filter, info, inputShape);
+  }) as unknown as KernelFunc;
+}
+
+/** The BLAS convolution kernels, each falling back to `previous(name)`. */
+export function blasConvKernels(sgemm: Sgemm, previous: (name: string) => KernelFunc): Array<{ name: string; func: KernelFunc }> {
+  return [
+    { name: 'Conv2D', func: conv2D(sgemm, previous('Conv2D'), false) },
+    { name: 'FusedConv2D', func: conv2D(sgemm, previous('FusedConv2D'), true) },
+    { name: 'Conv2DBackpropFilter', func: backpropFilter(sgemm, previous('Conv2DBackpropFilter')) },
+    { name: 'Conv2DBackpropInput', func: backpropInput(sgemm, previous('Conv2DBackpropInput')) },
+  ];
 }

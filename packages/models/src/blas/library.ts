@@ -92,6 +92,30 @@ function chooseCoreType(koffi: Koffi): string | undefined {
   return core;
 }
 
+/** Longest reduction handed to one OpenBLAS call (see reductionChunked). */
+export const MAX_REDUCTION = 256;
+
+/**
+ * Splits the reduction dimension into equal chunks of at most MAX_REDUCTION, accumulated with
+ * beta = 1 in a fixed order. OpenBLAS 0.3.21 blocks a long reduction differently with one thread
+ * and with several (measured: sgemm 288x64 with K = 500..10000 differs in about 20% of the
+ * outputs between 1 and 2 threads), which would make results depend on the thread count; a
+ * reduction no longer than its block size is summed the same way by both paths.
+ */
+function reductionChunked(sgemm: Sgemm): Sgemm {
+  return (ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) => {
+    if (k <= MAX_REDUCTION) return sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    const chunks = Math.ceil(k / MAX_REDUCTION);
+    const step = Math.ceil(k / chunks);
+    for (let k0 = 0; k0 < k; k0 += step) {
+      const kc = Math.min(step, k - k0);
+      const ac = a.subarray(ta ? k0 * lda : k0);
+      const bc = b.subarray(tb ? k0 : k0 * ldb);
+      sgemm(ta, tb, m, n, kc, alpha, ac, lda, bc, ldb, k0 === 0 ? beta : 1, c, ldc);
+    }
+  };
+}
+
 function bind(koffi: Koffi, path: string): BlasLibrary {
   const coreTypeSetByUs = chooseCoreType(koffi);
   const lib = koffi.load(path);
@@ -108,8 +132,9 @@ function bind(koffi: Koffi, path: string): BlasLibrary {
     coreType,
     coreTypeSetByUs,
     config,
-    sgemm: (ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) =>
+    sgemm: reductionChunked((ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) =>
       raw(CBLAS_ROW_MAJOR, ta ? CBLAS_TRANS : CBLAS_NO_TRANS, tb ? CBLAS_TRANS : CBLAS_NO_TRANS, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc),
+    ),
     setThreads: (n) => void setThreads(n),
     getThreads: () => Number(getThreads()),
   };

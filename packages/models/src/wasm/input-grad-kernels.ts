@@ -61,7 +61,7 @@ export function skipInputGradient(x: TensorInfo): () => void {
 const shapeKey = (shape: readonly number[]): string => shape.join(',');
 
 /** Records which filter met which (marked or not) input; a no-op while nothing is marked. */
-function noteForward(args: KernelArgs): void {
+export function noteForward(args: KernelArgs): void {
   const s = skipState();
   if (s.marked.size === 0) return;
   const x = args.inputs['x'];

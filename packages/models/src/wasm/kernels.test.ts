@@ -4,6 +4,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { filterGradMode, gemmBlockFloats } from './conv-grad-kernels.js';
+import { enableBlasKernels } from '../blas/openblas.js';
 import { initWasmBackend, skipInputGradient } from './index.js';
 
 type Attrs = Record<string, unknown>;
@@ -57,6 +58,8 @@ function report(name: string, diffs: number[]): void {
 
 beforeAll(async () => {
   await initWasmBackend();
+  // These cases cover the patched XNNPACK kernels; src/blas/kernels.test.ts covers OpenBLAS.
+  enableBlasKernels('off');
 });
 
 const convCases: { b: number; h: number; w: number; ci: number; co: number; k: number; s: number; pad: 'same' | 'valid' | number }[] = [];
