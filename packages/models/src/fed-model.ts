@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkDataSource, correctCount, crossEntropy, disposeBatch, makeBatch, yieldToEventLoop } from './batching.js';
+import { blasStatus, setBlasThreads } from './blas/openblas.js';
+import { countMacsPerSample, planWith, type ComputePlan, type Parallelism } from './parallel/compute-plan.js';
 import { sharedData, TrainWorkerPool } from './parallel/pool.js';
 import { combineShards, shardBounds, shardGradients, weightRefs, type WeightRef } from './parallel/shard.js';
 import { trainDpSgd } from './dp-sgd.js';
@@ -47,6 +49,8 @@ export class FedModel {
   /** Workers of data-parallel training (threads - 1 of them), started on first use. */
   private pool?: Promise<TrainWorkerPool>;
   private parallelFailure?: string;
+  /** Forward multiply-adds per sample, once counted. */
+  private macs?: number;
   /** The body under other weights, for the step hooks of the current run that need it. */
   private reference?: ReferenceBodies;
 
@@ -135,13 +139,10 @@ export class FedModel {
     const hooked = (options.stepTerms?.length ?? 0) + (options.stepHooks?.length ?? 0) + (options.frozen?.length ?? 0) > 0;
     // DP-SGD's per-example gradients are a loop of their own: silently dropping a method's terms would be wrong.
     if (options.dpSgd && hooked) throw new Error(`${where}: DP-SGD does not run step terms, step hooks or frozen tensors`);
-    if (options.dpSgd) return trainDpSgd(this.model, this.layout, data, options, { make: makeOptimizer, dispose: disposeOptimizer });
-    const threads = options.threads ?? 1;
-    // Data-parallel across threads only on the patched wasm backend: native TensorFlow threads by
-    // itself, and the pure-JS backend is too slow for the split to matter.
-    // Step hooks and frozen tensors run on this thread: the shard workers know neither.
-    const pool = threads > 1 && !hooked && tf.getBackend() === 'wasm' ? await this.workerPool(threads - 1) : undefined;
-    if (pool !== undefined) return this.trainParallel(pool, data, options, opts, threads, started);
+    // Step hooks and frozen tensors run on this thread: the shard workers know neither (nor DP-SGD's per-example loop).
+    const { plan, pool } = await this.startPlan(options.threads ?? 1, opts.batchSize, options.parallelism, !hooked && !options.dpSgd);
+    if (options.dpSgd) return { ...(await trainDpSgd(this.model, this.layout, data, options, { make: makeOptimizer, dispose: disposeOptimizer })), plan };
+    if (pool !== undefined) return { ...(await this.trainParallel(pool, data, options, opts, plan.dataParallel, started)), plan };
 
     const rng = new Rng(options.seed ?? Math.floor(Math.random() * 2 ** 31));
     const trainable = this.refs.filter((r) => r.spec.trainable);
@@ -203,7 +204,38 @@ export class FedModel {
       steps,
       seconds,
       samplesPerSecond: seconds > 0 ? (data.length * opts.epochs) / seconds : 0,
+      plan,
     };
+  }
+
+  /** Forward multiply-adds per sample (countMacsPerSample), counted once. */
+  get macsPerSample(): number {
+    this.macs ??= countMacsPerSample(this.model);
+    return this.macs;
+  }
+
+  /**
+   * How a run with `threads` cores spends them (compute-plan.ts), with its worker pool started
+   * when the plan is data-parallel and OpenBLAS's threads set. Data-parallel runs only on the
+   * patched wasm backend (native TensorFlow threads by itself, and the pure-JS backend is too slow
+   * for the split to matter); when the workers cannot start the plan is made again without them.
+   */
+  private async startPlan(threads: number, batchSize: number, parallelism: Parallelism | undefined, splittable: boolean): Promise<{ plan: ComputePlan; pool?: TrainWorkerPool }> {
+    const onWasm = tf.getBackend() === 'wasm';
+    const make = (): ComputePlan =>
+      planWith(parallelism ?? 'auto', {
+        threads,
+        blasActive: onWasm && blasStatus().active,
+        macsPerSample: this.macsPerSample,
+        batchSize,
+        dataParallelPossible: splittable && onWasm && this.parallelFailure === undefined,
+      });
+    let plan = make();
+    const pool = plan.dataParallel > 1 ? await this.workerPool(plan.dataParallel - 1) : undefined;
+    if (plan.dataParallel > 1 && pool === undefined) plan = make();
+    // OpenBLAS's thread count is process-wide (and a worker starting up sets it to 1): set it every run.
+    if (blasStatus().active && blasStatus().threads !== plan.blasThreads) setBlasThreads(plan.blasThreads);
+    return { plan, pool };
   }
 
   /**
@@ -212,7 +244,7 @@ export class FedModel {
    * evaluated at once (this thread and the training workers); the accuracy is the same, the loss
    * equal up to float summation order.
    */
-  async evaluate(data: DataSource, options: { batchSize?: number; threads?: number; auxHead?: Float32Array } = {}): Promise<EvalResult> {
+  async evaluate(data: DataSource, options: { batchSize?: number; threads?: number; parallelism?: Parallelism; auxHead?: Float32Array } = {}): Promise<EvalResult> {
     this.checkAlive('evaluate');
     const where = `evaluate(${this.type})`;
     const batchSize = options.batchSize ?? 256;
@@ -222,8 +254,8 @@ export class FedModel {
     const threads = options.threads ?? 1;
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`${where}: threads must be an integer >= 1, got ${String(threads)}`);
     const aux = options.auxHead === undefined ? undefined : this.auxHeadTensors(options.auxHead, where);
-    const pool = threads > 1 && !aux && data.length >= 2 * threads && tf.getBackend() === 'wasm' ? await this.workerPool(threads - 1) : undefined;
-    if (pool !== undefined) return this.evaluateParallel(pool, data, batchSize, threads);
+    const { plan, pool } = await this.startPlan(threads, batchSize, options.parallelism, !aux && data.length >= 2 * threads);
+    if (pool !== undefined) return this.evaluateParallel(pool, data, batchSize, plan.dataParallel);
     let lossSum = 0;
     let correct = 0;
     for (let start = 0; start < data.length; start += batchSize) {
@@ -591,6 +623,9 @@ export class FedModel {
       }
     }
     if (o.threads !== undefined && (!Number.isInteger(o.threads) || o.threads < 1)) throw new Error(`${where}: options.threads must be an integer >= 1, got ${String(o.threads)}`);
+    if (o.parallelism !== undefined && !['auto', 'data', 'blas', 'none'].includes(o.parallelism)) {
+      throw new Error(`${where}: options.parallelism must be 'auto', 'data', 'blas' or 'none', got ${JSON.stringify(o.parallelism)}`);
+    }
     if (o.seed !== undefined && !Number.isFinite(o.seed)) throw new Error(`${where}: options.seed must be a finite number, got ${String(o.seed)}`);
     return { epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, optimizer: o.optimizer, momentum, weightDecay: nonNeg(o.weightDecay, 'weightDecay', 0), proximalMu };
   }

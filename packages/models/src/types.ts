@@ -3,6 +3,7 @@
  * same shape as @oiafed/aggregators' and `DataSource` is satisfied by @oiafed/datasets'
  * ArrayDataset, so no package imports another for these.
  */
+import type { ComputePlan, Parallelism } from './parallel/compute-plan.js';
 import type { StepHook, StepTerm } from './step-hooks.js';
 
 /** One tensor of a model's flat weight vector. */
@@ -79,6 +80,12 @@ export interface TrainOptions {
    * but differ from one thread's by float summation order (and batch norm's per-shard statistics).
    */
   threads?: number;
+  /**
+   * How `threads` cores are spent (see parallel/compute-plan.ts): 'auto' (default) picks from the
+   * model's multiply-adds per step; 'data' forces data-parallel workers, 'blas' OpenBLAS threads
+   * in one worker, 'none' one thread.
+   */
+  parallelism?: Parallelism;
   /** FedProx: adds `mu/2 * ||w - proximalCenter||^2` over trainable tensors to the loss. */
   proximalMu?: number;
   /** Flat weights (full layout) the proximal term pulls towards, usually the global model. */
@@ -126,6 +133,8 @@ export interface TrainResult {
   samplesPerSecond: number;
   /** What the run's step terms and hooks return (e.g. `class_feature_sums`, `aux_head`). */
   outputs?: Record<string, Float32Array>;
+  /** How the run spent its threads (data-parallel workers, OpenBLAS threads) and why. */
+  plan?: ComputePlan;
 }
 
 /** Outcome of `FedModel.evaluate`. */

@@ -39,7 +39,8 @@ function model(type: string, args: Record<string, unknown> = {}): FedModel {
   return m;
 }
 
-const opts = (extra: Partial<TrainOptions> = {}): TrainOptions => ({ epochs: 1, batchSize: 32, lr: 0.05, optimizer: 'sgd', seed: 11, ...extra });
+// These tests are about the data-parallel plan itself: forced, whatever planCompute would pick for these small models.
+const opts = (extra: Partial<TrainOptions> = {}): TrainOptions => ({ epochs: 1, batchSize: 32, lr: 0.05, optimizer: 'sgd', seed: 11, parallelism: 'data', ...extra });
 
 async function trainFrom(m: FedModel, start: Float32Array, data: DataSource, o: TrainOptions): Promise<Float32Array> {
   m.setWeights(start);
@@ -137,7 +138,7 @@ describe('data-parallel evaluation', () => {
     const data = blobs(203, [8, 8, 2], 3, 9);
     await m.train(data, opts({ epochs: 2 }));
     const one = await m.evaluate(data, { batchSize: 32 });
-    const three = await m.evaluate(data, { batchSize: 32, threads: 3 });
+    const three = await m.evaluate(data, { batchSize: 32, threads: 3, parallelism: 'data' });
     expect(three.numSamples).toBe(203);
     expect(three.accuracy).toBe(one.accuracy);
     expect(Math.abs(three.loss - one.loss)).toBeLessThan(1e-5);
