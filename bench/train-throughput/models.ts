@@ -1,18 +1,20 @@
 /**
- * The three benchmark architectures, built with tfjs-layers directly so the bench does not
- * depend on the model registry. They mirror the registry's `lenet`, `simple_cnn` and
- * `cifar10_cnn` (and torch_bench.py mirrors them layer for layer).
+ * The benchmark architectures, built with tfjs-layers directly so the bench does not depend on
+ * the model registry. They mirror the registry's `lenet`, `simple_cnn`, `cifar10_cnn` and
+ * `fmnist_cnn` (bench:federation's CNN, with the registry's He-normal / Glorot-uniform
+ * initializers), and torch_bench.py mirrors them layer for layer.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 
-export type BenchModelName = 'lenet' | 'simple_cnn' | 'cifar10_cnn';
+export type BenchModelName = 'lenet' | 'simple_cnn' | 'fmnist_cnn' | 'cifar10_cnn';
 
-export const BENCH_MODELS: readonly BenchModelName[] = ['lenet', 'simple_cnn', 'cifar10_cnn'];
+export const BENCH_MODELS: readonly BenchModelName[] = ['lenet', 'simple_cnn', 'fmnist_cnn', 'cifar10_cnn'];
 
 /** Input shape (HWC) per model. */
 export const INPUT_SHAPE: Record<BenchModelName, [number, number, number]> = {
   lenet: [28, 28, 1],
   simple_cnn: [32, 32, 3],
+  fmnist_cnn: [28, 28, 1],
   cifar10_cnn: [32, 32, 3],
 };
 
@@ -47,6 +49,17 @@ export function buildBenchModel(name: BenchModelName, lib: LayersLib = tfl): tfl
     m.add(lib.layers.flatten());
     m.add(lib.layers.dense({ units: 128, activation: 'relu' }));
     m.add(lib.layers.dense({ units: 10 }));
+  } else if (name === 'fmnist_cnn') {
+    const he = { kernelInitializer: 'heNormal', biasInitializer: 'zeros' } as const;
+    const glorot = { kernelInitializer: 'glorotUniform', biasInitializer: 'zeros' } as const;
+    m.add(lib.layers.conv2d({ inputShape, filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', ...he }));
+    m.add(lib.layers.maxPooling2d({ poolSize: 2 }));
+    m.add(lib.layers.conv2d({ filters: 64, kernelSize: 3, padding: 'same', activation: 'relu', ...he }));
+    m.add(lib.layers.maxPooling2d({ poolSize: 2 }));
+    m.add(lib.layers.flatten());
+    m.add(lib.layers.dense({ units: 128, activation: 'relu', ...glorot }));
+    m.add(lib.layers.dropout({ rate: 0.5 }));
+    m.add(lib.layers.dense({ units: 10, ...glorot }));
   } else {
     const widths = [64, 128, 256, 512];
     widths.forEach((filters, i) => {

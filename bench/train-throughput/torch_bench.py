@@ -2,7 +2,9 @@
 (SGD) as run.ts, --threads N threads (default 1: torch.set_num_threads). Prints one JSON object per model on stdout:
 {"model": ..., "engine": "torch", "batch": 64, "samples_per_s": ..., "samples_per_cpu_s": ...}
 (wall-clock and CPU-time throughput).
-Usage: OMP_NUM_THREADS=1 python3 torch_bench.py --batch 64 --warmup 2 --steps 10 lenet simple_cnn cifar10_cnn
+Usage: OMP_NUM_THREADS=1 python3 torch_bench.py --batch 64 --warmup 2 --steps 10 lenet simple_cnn fmnist_cnn cifar10_cnn
+Run it with the OPENBLAS_CORETYPE our OpenBLAS kernels use (run.ts passes it): Debian's torch does its
+generic BLAS through the system OpenBLAS once libopenblas0-pthread is installed (its convolutions use MKL-DNN).
 """
 import argparse
 import json
@@ -30,6 +32,20 @@ def build(name):
             nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(64, 64, 3), nn.ReLU(),
             nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10)), (3, 32, 32)
+    if name == "fmnist_cnn":
+        # bench:federation's CNN, initialized as federation_torch.py (and the fmnist_cnn builtin) do.
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(7 * 7 * 64, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
+        for m in model:
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        return model, (1, 28, 28)
     if name == "cifar10_cnn":
         layers, c_in = [], 3
         for i, c in enumerate([64, 128, 256, 512]):
@@ -39,7 +55,7 @@ def build(name):
             c_in = c
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(512, 10)]
         return nn.Sequential(*layers), (3, 32, 32)
-    raise SystemExit(f"unknown model {name!r}; expected lenet, simple_cnn or cifar10_cnn")
+    raise SystemExit(f"unknown model {name!r}; expected lenet, simple_cnn, fmnist_cnn or cifar10_cnn")
 
 
 def main():
