@@ -165,6 +165,11 @@ export const nodeConfigSchema: Readonly<Schema> = {
           device: { type: 'string', pattern: DEVICE_PATTERN, default: 'auto', description: 'auto, cpu, cuda or cuda:N.' },
           local_epochs: int(1, undefined, "Overrides the trainer's local_epochs."),
           threads: int(1, undefined, "Threads a learner trains with (data-parallel on the wasm backend); default: the machine's available parallelism."),
+          blas: {
+            ...enumOf(['auto', 'on', 'off']),
+            description:
+              "Convolutions and matmuls of the wasm backend on OpenBLAS (koffi + libopenblas.so.0): auto (when it loads; default), on (fail when it does not), off (XNNPACK). OIAFED_BLAS overrides auto.",
+          },
         },
         // Other keys belong to the learner algorithm named by learner.type, validated by its own schema.
         { additionalProperties: true, description: "Local training settings, plus the learner algorithm's own args." },

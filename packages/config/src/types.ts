@@ -95,6 +95,8 @@ export interface LearnerArgs {
   local_epochs?: number;
   /** Threads local training uses; default: `os.availableParallelism()`. */
   threads?: number;
+  /** Convolutions and matmuls on OpenBLAS: `auto` (default), `on` or `off`. */
+  blas?: 'auto' | 'on' | 'off';
   /** Any other key is an arg of the learner algorithm `learner.type` names (checked by its schema). */
   [algorithmArg: string]: unknown;
 }

@@ -50,6 +50,12 @@ describe('schema errors name file, key path and expectation', () => {
     ]);
   });
 
+  it('learner.args.blas accepts auto, on, off and names the key path otherwise', () => {
+    const { error, file } = loadError(`${TRAINER}learner: {args: {blas: fast}}\n`);
+    expect(error.message).toBe(`${file}: learner.args.blas: must be one of: auto, on, off (got "fast")`);
+    expect(loadConfig(join(writeTree({ 'trainer.yaml': `${TRAINER}learner: {args: {blas: off}}\n` }), 'trainer.yaml'), { env: {} }).learner.args.blas).toBe('off');
+  });
+
   it('missing required keys', () => {
     const error = configError(() => resolveConfig({ model: {} }, { env: {} }));
     expect(error.message.split('\n').sort()).toEqual([

@@ -70,7 +70,9 @@ function requirePrepared(config: NodeConfig, what: string): void {
 export async function selectComputeBackend(config: NodeConfig, logger: Logger): Promise<BackendInfo> {
   // The trainer only evaluates; it never needs a GPU, so it runs on the CPU path regardless.
   const device = (config.role === 'learner' ? config.learner.args.device : 'cpu') as DeviceRequest;
-  return selectBackend(device, { logger });
+  // learner.args.blas: the wasm backend's OpenBLAS kernel path (the trainer's evaluation too).
+  const blas = config.learner.args.blas;
+  return selectBackend(device, { logger, ...(blas !== undefined ? { blas } : {}) });
 }
 
 export interface NodeData {

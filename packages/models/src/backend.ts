@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { blasKernelsLabel, enableBlasKernels, type BlasMode } from './blas/openblas.js';
 import { registerPatchedWasmKernels } from './wasm/index.js';
 import { noopLogger, type Logger } from './types.js';
 
@@ -18,6 +19,12 @@ export interface BackendInfo {
   package: string;
   /** Whether OiaFed's corrected wasm training kernels are registered. */
   patchedKernels: boolean;
+  /**
+   * Which kernels run the convolutions and matmuls: on wasm 'openblas (SkylakeX, 1 thread)' or
+   * 'xnnpack'; 'tensorflow' on tfjs-node; 'js' on the pure-JS cpu backend. A snapshot taken at
+   * selection (setBlasThreads may change the thread count later).
+   */
+  kernels: string;
   /** Why this backend runs (also logged). */
   detail: string;
 }
@@ -27,6 +34,8 @@ export interface SelectBackendOptions {
   logger?: Logger;
   /** Allow the last-resort pure-JS 'cpu' backend (very slow for CNNs). Default true. */
   allowPureJs?: boolean;
+  /** The wasm backend's OpenBLAS kernel path (`learner.args.blas`): see enableBlasKernels. Default 'auto'. */
+  blas?: BlasMode;
 }
 
 /** A requested compute backend cannot run here; the message says what to install. */
@@ -161,6 +170,7 @@ async function selectGpu(req: ParsedDevice, strict: boolean): Promise<BackendInf
       device: 'cpu',
       package: GPU_PKG,
       patchedKernels: false,
+      kernels: 'tensorflow',
       detail: `device '${req.kind}': ${GPU_PKG} loaded but sees no GPU, running TensorFlow on the CPU`,
     };
   }
@@ -169,6 +179,7 @@ async function selectGpu(req: ParsedDevice, strict: boolean): Promise<BackendInf
     device: 'cuda:0',
     package: GPU_PKG,
     patchedKernels: false,
+    kernels: 'tensorflow',
     detail: `device '${requested}': TensorFlow on GPU (CUDA_VISIBLE_DEVICES=${visible ?? 'unset'})`,
   };
 }
@@ -194,23 +205,42 @@ async function activateWasm(): Promise<void> {
 
 const WASM_INFO_BASE = { backend: 'wasm', device: 'cpu', package: WASM_PKG, patchedKernels: true } as const;
 
+/** Switches the OpenBLAS kernel path; blas 'on' without OpenBLAS is a BackendUnavailableError. */
+function applyBlas(blas: BlasMode): void {
+  try {
+    enableBlasKernels(blas);
+  } catch (err) {
+    throw new BackendUnavailableError(describe(err), { cause: err });
+  }
+}
+
+/** The wasm BackendInfo (after applying `blas`), naming the kernel path that runs now. */
+function wasmInfo(detail: string, blas: BlasMode): BackendInfo {
+  applyBlas(blas);
+  const kernels = blasKernelsLabel();
+  return { ...WASM_INFO_BASE, kernels, detail: `${detail}; ${kernels} convolutions and matmuls` };
+}
+
 async function activatePureJs(): Promise<void> {
   if (!(await tf.setBackend('cpu'))) throw new Error("tf.setBackend('cpu') returned false");
   await tf.ready();
 }
 
-async function selectCpu(why: string[], allowPureJs: boolean): Promise<BackendInfo> {
+async function selectCpu(why: string[], allowPureJs: boolean, blas: BlasMode): Promise<BackendInfo> {
   const node = await activateTensorflow(NODE_PKG);
   if (node.ok) {
-    return { backend: 'tensorflow', device: 'cpu', package: NODE_PKG, patchedKernels: false, detail: [...why, `${NODE_PKG} (native TensorFlow)`].join('; ') };
+    return { backend: 'tensorflow', device: 'cpu', package: NODE_PKG, patchedKernels: false, kernels: 'tensorflow', detail: [...why, `${NODE_PKG} (native TensorFlow)`].join('; ') };
   }
   why.push(`${NODE_PKG}: ${node.reason}`);
+  let wasmOk = false;
   try {
     await activateWasm();
-    return { ...WASM_INFO_BASE, detail: [...why, 'using wasm with patched training kernels'].join('; ') };
+    wasmOk = true;
   } catch (err) {
     why.push(`${WASM_PKG}: ${describe(err)}`);
   }
+  // Outside the try: blas 'on' without OpenBLAS must fail, not fall back to pure JS.
+  if (wasmOk) return wasmInfo([...why, 'using wasm with patched training kernels'].join('; '), blas);
   if (!allowPureJs) {
     throw new BackendUnavailableError(
       `no fast CPU backend available (${why.join('; ')}): install ${NODE_PKG}@${TFJS_VERSION} (native TensorFlow) or ${WASM_PKG}@${TFJS_VERSION}`,
@@ -222,6 +252,7 @@ async function selectCpu(why: string[], allowPureJs: boolean): Promise<BackendIn
     device: 'cpu',
     package: CPU_PKG,
     patchedKernels: false,
+    kernels: 'js',
     detail: [...why, 'falling back to the pure-JS cpu backend (very slow for CNNs)'].join('; '),
   };
 }
@@ -237,34 +268,37 @@ async function selectCpu(why: string[], allowPureJs: boolean): Promise<BackendIn
 export async function selectBackend(device: DeviceRequest = 'auto', options: SelectBackendOptions = {}): Promise<BackendInfo> {
   const logger = options.logger ?? noopLogger;
   const allowPureJs = options.allowPureJs ?? true;
+  const blas = options.blas ?? 'auto';
   const req = parseDevice(device);
   const forced = forcedBackend();
-  const key = `${forced ?? ''}|${device}|${allowPureJs}`;
+  const key = `${forced ?? ''}|${device}|${allowPureJs}|${blas}`;
   const cached = state().cache.get(key);
   if (cached !== undefined) {
     if (tf.getBackend() !== cached.backend) await tf.setBackend(cached.backend);
     await tf.ready();
-    return { ...cached };
+    if (cached.backend !== 'wasm') return { ...cached };
+    applyBlas(blas);
+    return { ...cached, kernels: blasKernelsLabel() };
   }
 
   let info: BackendInfo;
   if (forced === 'cpu') {
     await activatePureJs();
-    info = { backend: 'cpu', device: 'cpu', package: CPU_PKG, patchedKernels: false, detail: `OIAFED_BACKEND=cpu forces the pure-JS cpu backend (device '${device}' ignored)` };
+    info = { backend: 'cpu', device: 'cpu', package: CPU_PKG, patchedKernels: false, kernels: 'js', detail: `OIAFED_BACKEND=cpu forces the pure-JS cpu backend (device '${device}' ignored)` };
   } else if (forced === 'wasm') {
     try {
       await activateWasm();
     } catch (err) {
       throw new BackendUnavailableError(`OIAFED_BACKEND=wasm but ${WASM_PKG}@${TFJS_VERSION} could not be started (${describe(err)})`, { cause: err });
     }
-    info = { ...WASM_INFO_BASE, detail: `OIAFED_BACKEND=wasm forces wasm with patched training kernels (device '${device}' ignored)` };
+    info = wasmInfo(`OIAFED_BACKEND=wasm forces wasm with patched training kernels (device '${device}' ignored)`, blas);
   } else if (req.kind === 'cuda') {
     info = (await selectGpu(req, true)) as BackendInfo;
   } else if (req.kind === 'auto') {
     const gpu = await selectGpu(req, false);
-    info = 'backend' in gpu ? gpu : await selectCpu([`device 'auto': no GPU (${gpu.reason})`], allowPureJs);
+    info = 'backend' in gpu ? gpu : await selectCpu([`device 'auto': no GPU (${gpu.reason})`], allowPureJs, blas);
   } else {
-    info = await selectCpu([`device 'cpu'`], allowPureJs);
+    info = await selectCpu([`device 'cpu'`], allowPureJs, blas);
   }
   const log = info.backend === 'cpu' && forced === undefined ? logger.warn.bind(logger) : logger.info.bind(logger);
   log(`compute backend: ${info.backend} on ${info.device} (${info.package}) - ${info.detail}`, { ...info });

@@ -6,6 +6,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sourceNodeFlags } from '../../../../tests/source-node.js';
+import { selectBackend } from '../backend.js';
 import { initWasmBackend } from '../wasm/index.js';
 import { im2colBlockFloats } from './im2col.js';
 import { loadBlas } from './library.js';
@@ -284,23 +285,42 @@ describe.skipIf(!loaded.ok)('training on the OpenBLAS kernels', () => {
 describe('OpenBLAS mode switches', () => {
   it("'on' without the library throws naming OIAFED_OPENBLAS and libopenblas0-pthread; 'auto' falls back with the reason", () => {
     const here = fileURLToPath(new URL('./openblas.ts', import.meta.url));
+    const backendTs = fileURLToPath(new URL('../backend.ts', import.meta.url));
     const script = [
       `const { enableBlasKernels } = await import(${JSON.stringify(here)});`,
       `const auto = enableBlasKernels('auto');`,
       `let err = '';`,
       `try { enableBlasKernels('on'); } catch (e) { err = e.message; }`,
-      `process.stdout.write(JSON.stringify({ auto, err }));`,
+      `const { selectBackend } = await import(${JSON.stringify(backendTs)});`,
+      `let selectErr = '';`,
+      `const info = await selectBackend('cpu', { blas: 'auto' });`,
+      `try { await selectBackend('cpu', { blas: 'on' }); } catch (e) { selectErr = e.name + ': ' + e.message; }`,
+      `process.stdout.write(JSON.stringify({ auto, err, kernels: info.kernels, selectErr }));`,
     ].join('\n');
     const res = spawnSync(process.execPath, [...sourceNodeFlags(), '--input-type=module', '-e', script], {
       env: { ...process.env, OIAFED_OPENBLAS: '/nonexistent/libopenblas.so', OIAFED_BLAS: '' },
       encoding: 'utf8',
     });
     expect(res.status, res.stderr).toBe(0);
-    const out = JSON.parse(res.stdout) as { auto: { active: boolean; reason: string }; err: string };
+    const out = JSON.parse(res.stdout) as { auto: { active: boolean; reason: string }; err: string; kernels: string; selectErr: string };
+    expect(out.kernels).toBe('xnnpack');
+    expect(out.selectErr).toMatch(/^BackendUnavailableError: .*OIAFED_OPENBLAS/);
     expect(out.auto.active).toBe(false);
     expect(out.auto.reason).toMatch(/nonexistent|koffi/);
     expect(out.err).toMatch(/OIAFED_OPENBLAS/);
     expect(out.err).toMatch(/libopenblas0-pthread/);
+  });
+
+  it.skipIf(!loaded.ok)('selectBackend names the kernel path in BackendInfo.kernels and applies its blas option', async () => {
+    try {
+      expect((await selectBackend('cpu', { blas: 'off' })).kernels).toBe('xnnpack');
+      expect(blasStatus().active).toBe(false);
+      const info = await selectBackend('cpu', { blas: 'on' });
+      expect(info.kernels).toMatch(/^openblas \(\w+, 1 thread\)$/);
+      expect(info.detail).toContain(info.kernels);
+    } finally {
+      enableBlasKernels('on');
+    }
   });
 
   it.skipIf(!loaded.ok)("'off' restores the XNNPACK kernels and 'on' puts OpenBLAS back", () => {
