@@ -31,6 +31,8 @@ export interface SecureRoundInput {
   callOptions: () => { timeoutMs: number; signal: AbortSignal };
   /** The trainer's checks of a train reply's scalars (update-checks.ts). */
   checkReply: (learner: string, body: unknown) => CheckedScalars;
+  /** The most samples `learner` may claim (what it announced, capped by the trainer): bounds its setup weight. */
+  maxSamples: (learner: string) => number;
 }
 
 export interface SecureParticipant {
@@ -73,9 +75,10 @@ export async function collectSecurely(input: SecureRoundInput): Promise<SecureRo
     return { ...outcome, error: errorMessage(error) };
   }
   try {
-    await runStage(input, outcome, 'setup', selected, (id) => ({ body: { ...server.setupRequest(id), weighted: settings.weighted } }), (id, reply) =>
-      server.receiveSetup(id, reply.body as never),
-    );
+    await runStage(input, outcome, 'setup', selected, (id) => ({ body: { ...server.setupRequest(id), weighted: settings.weighted } }), (id, reply) => {
+      checkSetupWeight(id, reply.body, settings.weighted ? input.maxSamples(id) : 1);
+      server.receiveSetup(id, reply.body as never);
+    });
     await runStage(input, outcome, 'shareKeys', server.shareKeysTargets(), (id) => ({ body: server.shareKeysRequest(id) }), (id, reply) =>
       server.receiveShareKeys(id, reply.body as never),
     );
@@ -90,6 +93,9 @@ export async function collectSecurely(input: SecureRoundInput): Promise<SecureRo
       server.receiveUnmask(id, reply.body as never),
     );
     const result = server.finish();
+    if (result.leftOut.length > 0) {
+      input.logger.warn(`round ${round}: secure aggregation left out shares not at their point or malformed: ${result.leftOut.join(', ')}`);
+    }
     outcome.mean = result.mean;
     outcome.quantizationStep = result.quantizationStep;
   } catch (error) {
@@ -126,9 +132,22 @@ async function runStage(
   );
 }
 
-/** The masked input tensor of a reply as Z_{2^bits} words. */
+/**
+ * The setup weight scales a learner's share of the masked sum, as num_samples does in a plain
+ * round, so it gets the same bound: at most the samples the learner announced (1 when unweighted).
+ */
+function checkSetupWeight(learner: string, body: unknown, cap: number): void {
+  const weight = (body as { weight?: unknown } | undefined)?.weight;
+  if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > cap) {
+    throw new PayloadMismatchError(`setup weight of ${learner} must be an integer in 1..${cap}, got ${JSON.stringify(weight)}`);
+  }
+}
+
+/** The masked input tensor of a reply as Z_{2^bits} words; exactly one per learner and round. */
 function maskedVector(reply: Payload): Uint32Array {
-  const tensor = reply.tensors?.find((t) => t.name === MASKED_INPUT_TENSOR);
+  const found = (reply.tensors ?? []).filter((t) => t.name === MASKED_INPUT_TENSOR);
+  if (found.length > 1) throw new PayloadMismatchError(`masked input reply has ${found.length} tensors "${MASKED_INPUT_TENSOR}"; one masked input per round`);
+  const tensor = found[0];
   if (!tensor || tensor.dtype !== 'int32' || !(tensor.data instanceof Int32Array)) {
     throw new PayloadMismatchError(`masked input reply has no int32 tensor "${MASKED_INPUT_TENSOR}"`);
   }

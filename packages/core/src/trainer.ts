@@ -502,6 +502,7 @@ export class Trainer {
         train: { body: { ...train.body, config: { ...train.body.config, update_compression: undefined } }, tensors: train.tensors },
         callOptions: () => ({ timeoutMs: Math.max(1, deadline - Date.now()), signal: roundSignal.signal }),
         checkReply: (learner, body) => this.checkReplyBody(learner, ctx.round, body),
+        maxSamples: (learner) => this.maxSamplesOf(learner),
       });
     } finally {
       roundSignal.release();
@@ -713,12 +714,21 @@ export class Trainer {
     const reply = body as Partial<TrainResponseBody> | undefined;
     if (!reply || typeof reply !== 'object') throw new PayloadMismatchError('reply has no body');
     if (reply.round !== round) throw new PayloadMismatchError(`reply is for round ${String(reply.round)}, expected ${round}`);
-    const peer = this.options.transport.peers().find((p) => p.nodeId === learner);
     return checkReplyScalars(reply as Record<string, unknown>, {
       maxSamples: this.options.settings.maxSamplesPerUpdate ?? 1e9,
-      announcedSamples: announcedSampleCount(peer?.metadata[RegistrationKeys.numSamples]),
+      announcedSamples: this.announcedSamplesOf(learner),
       localEpochs: this.options.settings.localEpochs,
     });
+  }
+
+  private announcedSamplesOf(learner: string): number | undefined {
+    const peer = this.options.transport.peers().find((p) => p.nodeId === learner);
+    return announcedSampleCount(peer?.metadata[RegistrationKeys.numSamples]);
+  }
+
+  /** The most samples one update of `learner` may claim: what it announced, capped by max_samples_per_update. */
+  private maxSamplesOf(learner: string): number {
+    return Math.min(this.options.settings.maxSamplesPerUpdate ?? 1e9, this.announcedSamplesOf(learner) ?? Infinity);
   }
 
   private async evaluate(

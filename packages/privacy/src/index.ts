@@ -9,15 +9,23 @@ export type { NormalSource, UniformSource } from './random.js';
 export { dpSgdSamplingRate, dpSgdStepsPerRound, localDpEpsilon, privatizeUpdate } from './local-dp.js';
 export type { LocalDpResult } from './local-dp.js';
 export {
+  MAX_SHARE_CIPHERTEXT_CHARS,
+  SHARE_INFO,
   SecAggClient,
   SecAggServer,
+  agreeKey,
+  checkX25519PublicKey,
   combineShares,
   dequantizeWeightedMean,
   expandMask,
+  generateX25519,
   levelsFor,
   neighbourGraph,
   quantizationStep,
   quantizeWeighted,
+  sealBox,
+  shareAad,
+  sharePoint,
   splitSecret,
   thresholdCount,
 } from './secagg/index.js';

@@ -63,7 +63,7 @@ export class SecAggClient {
   setup(request: SetupRequest): SetupReply {
     if (request.neighbours.includes(this.id)) throw new Error('secagg: a learner cannot be its own neighbour');
     this.setupRequest = request;
-    return { c_pk: toBase64(this.cKeys.publicKey), s_pk: toBase64(this.sKeys.publicKey), weight: this.weight };
+    return { round: request.round, c_pk: toBase64(this.cKeys.publicKey), s_pk: toBase64(this.sKeys.publicKey), weight: this.weight };
   }
 
   /** Shares the self-mask seed and the mask private key among the neighbours that advertised keys. */
@@ -89,7 +89,7 @@ export class SecAggClient {
       const key = agreeKey(this.cKeys.privateKey, fromBase64(request.keys[to]!.c_pk, `c_pk of ${to}`, 32), setup.salt, SHARE_INFO);
       ciphertexts[to] = toBase64(sealBox(key, plaintext, shareAad(setup.round, this.id, to)));
     });
-    return { ciphertexts };
+    return { round: request.round, ciphertexts };
   }
 
   /**
@@ -124,7 +124,7 @@ export class SecAggClient {
     if (request.dropped.some((id) => survivors.has(id))) throw new Error('secagg: a learner cannot be both a survivor and dropped');
     if (!survivors.has(this.id)) throw new Error('secagg: unmask asked of a learner that is not a survivor');
     this.unmasked = true;
-    const reply: UnmaskReply = { seed_shares: {}, key_shares: {} };
+    const reply: UnmaskReply = { round: request.round, seed_shares: {}, key_shares: {} };
     for (const id of request.survivors) {
       const held = this.held.get(id);
       if (held) reply.seed_shares[id] = wireShare(held.seed);
@@ -140,11 +140,13 @@ export class SecAggClient {
     const peer = this.peerKeys[from];
     if (!peer || !setup.neighbours.includes(from)) throw new Error(`secagg: shares from ${from}, not a neighbour that advertised keys`);
     const key = agreeKey(this.cKeys.privateKey, fromBase64(peer.c_pk, `c_pk of ${from}`, 32), setup.salt, SHARE_INFO);
-    const plain = JSON.parse(Buffer.from(openBox(key, fromBase64(ciphertext, `shares from ${from}`), shareAad(setup.round, from, this.id))).toString()) as {
-      x: number;
-      seed: string;
-      key: string;
-    };
+    let plain: { x: number; seed: string; key: string };
+    try {
+      plain = JSON.parse(Buffer.from(openBox(key, fromBase64(ciphertext, `shares from ${from}`), shareAad(setup.round, from, this.id))).toString()) as typeof plain;
+    } catch (error) {
+      // Name the sender: this learner fails the round because of what `from` sent it.
+      throw new Error(`secagg: the shares ${from} sent cannot be opened (${(error as Error).message})`);
+    }
     this.held.set(from, { seed: { x: plain.x, y: fromBase64(plain.seed, 'seed share') }, key: { x: plain.x, y: fromBase64(plain.key, 'key share') } });
   }
 

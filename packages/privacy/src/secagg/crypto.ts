@@ -35,6 +35,24 @@ function publicKeyObject(raw: Uint8Array): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
 }
 
+let probeKey: KeyObject | undefined;
+
+/**
+ * Throws unless `raw` is an X25519 public key a peer can agree with: 32 bytes and not one of the
+ * low-order points, whose shared secret is all zeros (OpenSSL refuses to derive it). The trainer
+ * checks this at setup: a learner advertising such a key would otherwise make every neighbour's
+ * key agreement with it throw, knocking honest learners out of the round.
+ */
+export function checkX25519PublicKey(raw: Uint8Array, what: string): void {
+  if (raw.length !== 32) throw new Error(`secagg: ${what} has ${raw.length} bytes, expected 32`);
+  probeKey ??= generateKeyPairSync('x25519').privateKey;
+  try {
+    diffieHellman({ privateKey: probeKey, publicKey: publicKeyObject(raw) });
+  } catch {
+    throw new Error(`secagg: ${what} is not a usable X25519 public key (a low-order point: key agreement with it fails)`);
+  }
+}
+
 /** The public key of a raw private key (to check a reconstructed key against the advertised one). */
 export function x25519PublicOf(privateKey: Uint8Array): Uint8Array {
   return new Uint8Array(createPublicKey(privateKeyObject(privateKey)).export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length));

@@ -1,7 +1,7 @@
-export { SecAggClient, sharePoint } from './client.js';
-export { SecAggServer } from './server.js';
+export { SHARE_INFO, SecAggClient, shareAad, sharePoint } from './client.js';
+export { MAX_SHARE_CIPHERTEXT_CHARS, SecAggServer } from './server.js';
 export type { SecAggResult, SecAggServerOptions } from './server.js';
-export { agreeKey, expandMask, generateX25519, openBox, sealBox, x25519PublicOf } from './crypto.js';
+export { agreeKey, checkX25519PublicKey, expandMask, generateX25519, openBox, sealBox, x25519PublicOf } from './crypto.js';
 export { neighbourGraph, thresholdCount } from './graph.js';
 export type { NeighbourGraph } from './graph.js';
 export { fromBase64, toBase64 } from './messages.js';

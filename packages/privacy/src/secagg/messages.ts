@@ -17,6 +17,8 @@ export interface SetupRequest {
 
 /** Stage 0, learner -> trainer: two fresh X25519 public keys and the learner's integer weight. */
 export interface SetupReply {
+  /** The round the reply answers (replies for any other round are refused). */
+  round: number;
   /** Key for encrypting shares to this learner (never revealed). */
   c_pk: string;
   /** Key for pairwise masks (its private half is shared, and rebuilt if the learner drops). */
@@ -40,6 +42,7 @@ export interface ShareKeysRequest {
 
 /** Stage 1, learner -> trainer: one AES-GCM ciphertext of shares per neighbour, addressed by id. */
 export interface ShareKeysReply {
+  round: number;
   ciphertexts: Record<string, string>;
 }
 
@@ -63,6 +66,7 @@ export interface WireShare {
 
 /** Stage 3, learner -> trainer: self-mask seed shares of survivors, mask-key shares of the dropped. */
 export interface UnmaskReply {
+  round: number;
   seed_shares: Record<string, WireShare>;
   key_shares: Record<string, WireShare>;
 }

@@ -6,7 +6,7 @@
  * `receiveX(id, reply)` for each that answered; learners that did not answer are dropped.
  */
 import { MASK_INFO, sharePoint } from './client.js';
-import { agreeKey, expandMask, x25519PublicOf } from './crypto.js';
+import { agreeKey, checkX25519PublicKey, expandMask, x25519PublicOf } from './crypto.js';
 import { neighbourGraph, thresholdCount, type NeighbourGraph } from './graph.js';
 import {
   fromBase64,
@@ -21,6 +21,13 @@ import {
 } from './messages.js';
 import { addInto, dequantizeWeightedMean, levelsFor, quantizationStep, subtractInto } from './quantize.js';
 import { SHARE_BYTES, combineShares, type Share } from './shamir.js';
+
+/**
+ * Longest share ciphertext (base64 characters) the trainer routes. An honest one is about 320:
+ * AES-GCM (28 bytes) around {x, seed share, key share} as JSON with two 66-byte shares in base64.
+ * Anything longer would only make the trainer forward a learner's bulk to its neighbours.
+ */
+export const MAX_SHARE_CIPHERTEXT_CHARS = 512;
 
 export interface SecAggServerOptions {
   round: number;
@@ -47,6 +54,8 @@ export interface SecAggResult {
   quantizationStep: number;
   /** The unmasked sum in the group (for tests). */
   sum: Uint32Array;
+  /** Shares not interpolated because they were not at their holder's point or not SHARE_BYTES long ("holder's share of owner"). */
+  leftOut: string[];
 }
 
 export class SecAggServer {
@@ -58,6 +67,7 @@ export class SecAggServer {
   private readonly masked = new Set<string>();
   private sum: Uint32Array | undefined;
   private readonly answers = new Map<string, UnmaskReply>();
+  private readonly leftOut: string[] = [];
   levels = 0;
   /** W: total weight of the learners that advertised keys. */
   totalWeight = 0;
@@ -78,8 +88,9 @@ export class SecAggServer {
   }
 
   receiveSetup(id: string, reply: SetupReply): void {
-    fromBase64(reply?.c_pk, `c_pk of ${id}`, 32);
-    fromBase64(reply?.s_pk, `s_pk of ${id}`, 32);
+    this.requireRound(id, reply);
+    checkX25519PublicKey(fromBase64(reply.c_pk, `c_pk of ${id}`, 32), `c_pk of ${id}`);
+    checkX25519PublicKey(fromBase64(reply.s_pk, `s_pk of ${id}`, 32), `s_pk of ${id}`);
     if (!Number.isInteger(reply.weight) || reply.weight < 1) throw new Error(`secagg: weight of ${id} is not a positive integer`);
     this.keys.set(id, { c_pk: reply.c_pk, s_pk: reply.s_pk, weight: reply.weight });
   }
@@ -103,9 +114,15 @@ export class SecAggServer {
   }
 
   receiveShareKeys(id: string, reply: ShareKeysReply): void {
+    this.requireRound(id, reply);
     const expected = this.graph[id]!.filter((peer) => this.keys.has(peer)).sort();
     const got = Object.keys(reply?.ciphertexts ?? {}).sort();
     if (got.join(',') !== expected.join(',')) throw new Error(`secagg: ${id} sent shares for [${got}], expected [${expected}]`);
+    for (const [to, text] of Object.entries(reply.ciphertexts ?? {})) {
+      if (typeof text !== 'string' || text.length > MAX_SHARE_CIPHERTEXT_CHARS) {
+        throw new Error(`secagg: ${id}'s shares for ${to} are not a string of at most ${MAX_SHARE_CIPHERTEXT_CHARS} characters`);
+      }
+    }
     this.ciphertexts.set(id, reply.ciphertexts);
   }
 
@@ -129,6 +146,10 @@ export class SecAggServer {
   receiveMaskedInput(id: string, vector: Uint32Array): void {
     if (vector.length !== this.options.length + 1) throw new Error(`secagg: masked input of ${id} has ${vector.length} elements, expected ${this.options.length + 1}`);
     if (this.masked.has(id)) throw new Error(`secagg: a second masked input from ${id}`);
+    const { bits } = this.options;
+    // Out-of-group words would be reduced mod 2^bits silently; a vector holding one is not a masked input.
+    const outside = bits < 32 ? vector.findIndex((word) => word >= 2 ** bits) : -1;
+    if (outside >= 0) throw new Error(`secagg: masked input of ${id} has ${vector[outside]} at index ${outside}, outside Z_2^${bits}`);
     this.sum ??= new Uint32Array(this.options.length + 1);
     addInto(this.sum, vector, this.options.bits);
     this.masked.add(id);
@@ -149,7 +170,18 @@ export class SecAggServer {
   }
 
   receiveUnmask(id: string, reply: UnmaskReply): void {
-    if (!reply || typeof reply.seed_shares !== 'object' || typeof reply.key_shares !== 'object') throw new Error(`secagg: unmask reply of ${id} is malformed`);
+    if (!reply || !isRecord(reply.seed_shares) || !isRecord(reply.key_shares)) throw new Error(`secagg: unmask reply of ${id} is malformed`);
+    this.requireRound(id, reply);
+    // Only what was asked: seed shares of survivors, key shares of learners that dropped after
+    // sharing. A reply naming anything else is refused whole, so the trainer never holds both
+    // secrets of one learner, which together would unmask its input.
+    const asked = this.unmaskRequest(id);
+    const unasked = (kind: string, owners: string[], allowed: readonly string[]) => {
+      const extra = owners.filter((owner) => !allowed.includes(owner));
+      if (extra.length > 0) throw new Error(`secagg: ${id}'s unmask reply holds ${kind} of [${extra}], which were not asked for; refused`);
+    };
+    unasked('self-mask seed shares', Object.keys(reply.seed_shares), asked.survivors);
+    unasked('mask-key shares', Object.keys(reply.key_shares), asked.dropped);
     this.answers.set(id, reply);
   }
 
@@ -168,7 +200,7 @@ export class SecAggServer {
     for (const gone of dropped) this.removePairwiseMasks(sum, gone, survivors);
     const { mean, includedWeight } = dequantizeWeightedMean(sum, clip, this.levels, survivors.length, this.totalWeight);
     const bound = quantizationStep(clip, this.levels, survivors.length, this.totalWeight / includedWeight);
-    return { mean, totalWeight: includedWeight, included: survivors, quantizationStep: bound, sum };
+    return { mean, totalWeight: includedWeight, included: survivors, quantizationStep: bound, sum, leftOut: [...this.leftOut] };
   }
 
   private removePairwiseMasks(sum: Uint32Array, gone: string, survivors: readonly string[]): void {
@@ -189,17 +221,32 @@ export class SecAggServer {
   /** One secret of `owner` from the shares the responders returned. */
   private rebuild(owner: string, kind: 'seed_shares' | 'key_shares', length: number): Uint8Array {
     const shares: Share[] = [];
+    const misplaced: string[] = [];
     for (const [holder, reply] of this.answers) {
       const wire = reply[kind][owner];
       if (!wire) continue;
-      if (wire.x !== sharePoint(this.graph[owner]!, owner, holder)) throw new Error(`secagg: ${holder} returned a share of ${owner} at the wrong point`);
-      shares.push({ x: wire.x, y: fromBase64(wire.y, `share of ${owner}`, SHARE_BYTES) });
+      // The graph fixes each holder's point: a share at any other (zero, repeated, out of range:
+      // an owner that shared inconsistently or a holder that lies) is left out, never interpolated.
+      const y = wire.x === sharePoint(this.graph[owner]!, owner, holder) && typeof wire.y === 'string' ? fromBase64(wire.y, 'share') : undefined;
+      if (y?.length !== SHARE_BYTES) {
+        misplaced.push(holder);
+        this.leftOut.push(`${holder}'s share of ${owner}`);
+        continue;
+      }
+      shares.push({ x: wire.x, y });
     }
     const t = this.thresholds[owner]!;
     if (shares.length < t) {
-      throw new Error(`secagg: only ${shares.length} shares of ${owner}'s ${kind === 'seed_shares' ? 'self-mask seed' : 'mask key'} came back, ${t} needed; the sum stays masked`);
+      const what = kind === 'seed_shares' ? 'self-mask seed' : 'mask key';
+      const bad = misplaced.length > 0 ? ` (plus ${misplaced.length} left out, not at their point or not ${SHARE_BYTES} bytes, from [${misplaced}])` : '';
+      throw new Error(`secagg: only ${shares.length} shares of ${owner}'s ${what} came back${bad}, ${t} needed; the sum stays masked`);
     }
     return combineShares(shares, t, length);
+  }
+
+  private requireRound(id: string, reply: unknown): void {
+    const round = isRecord(reply) ? reply.round : undefined;
+    if (round !== this.options.round) throw new Error(`secagg: ${id} replied for round ${String(round)}, the current round is ${this.options.round}`);
   }
 
   /** Every learner in `alive` must still have `t` of its neighbourhood alive, or the round cannot finish. */
@@ -213,4 +260,8 @@ export class SecAggServer {
       }
     }
   }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
