@@ -17,7 +17,7 @@ export interface ClassVectorKeys {
   global: string;
 }
 
-const FEDPROTO_KEYS: ClassVectorKeys = { instruction: FEDPROTO_INSTRUCTION, local: FEDPROTO_LOCAL, global: FEDPROTO_GLOBAL };
+export const FEDPROTO_KEYS: ClassVectorKeys = { instruction: FEDPROTO_INSTRUCTION, local: FEDPROTO_LOCAL, global: FEDPROTO_GLOBAL };
 export const FEDDISTILL_KEYS: ClassVectorKeys = { instruction: FEDDISTILL_INSTRUCTION, local: FEDDISTILL_LOCAL, global: FEDDISTILL_GLOBAL };
 
 /** Args of `fedproto`. */
