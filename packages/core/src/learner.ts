@@ -97,6 +97,8 @@ export class Learner {
   private resolveFinished!: (body: ShutdownBody) => void;
   private roundsTrained = 0;
   private model: FedModel | undefined;
+  /** The compute plan line last logged (logged once, again only when it changes). */
+  private loggedPlan?: string;
   private readonly algorithms: LearnerAlgorithms;
 
   constructor(private readonly options: LearnerOptions) {
@@ -221,7 +223,17 @@ export class Learner {
     const options: TrainOptions = { ...base, ...adjustments, epochs: epochs ?? base.epochs };
     const pool = this.options.trainPool;
     const result = pool ? await pool.train(model, this.options.trainData, options) : await model.train(this.options.trainData, options);
+    this.logComputePlan(result.plan);
     return { weights: model.getWeights(), result };
+  }
+
+  /** Logs how training spends its threads (FedModel's compute plan) the first time, and whenever it changes. */
+  private logComputePlan(plan: TrainResult['plan']): void {
+    if (plan === undefined) return;
+    const line = `compute plan: ${plan.dataParallel} data-parallel thread(s) x ${plan.blasThreads} OpenBLAS thread(s) (${plan.reason})`;
+    if (line === this.loggedPlan) return;
+    this.loggedPlan = line;
+    this.logger.info(line);
   }
 
   /**
