@@ -11,6 +11,7 @@
  */
 import { createAggregator, registerBuiltins } from '@oiafed/aggregators';
 import type { Aggregator, ClientUpdate, RoundContext } from '@oiafed/aggregators';
+import { readFlags } from '../args.js';
 
 interface Row {
   rule: string;
@@ -22,9 +23,7 @@ interface Row {
   rss_mb: number;
 }
 
-const argv = process.argv.slice(2);
-const json = argv.includes('--json');
-const quick = argv.includes('--quick');
+const { json, quick } = readFlags(process.argv.slice(2), { json: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false } }, 'bench/aggregate/run.ts');
 const POOL_BYTES = 400 * 2 ** 20;
 
 registerBuiltins();

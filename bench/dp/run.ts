@@ -18,6 +18,7 @@ import { resolveConfig } from '@oiafed/config';
 import { runSerial } from '@oiafed/core';
 import { loadDataset, registerDataset, subset, type DatasetSpec } from '@oiafed/datasets';
 import { noiseMultiplierFor } from '@oiafed/privacy';
+import { POSITIVE, numberFlag, numberListFlag, readFlags } from '../args.js';
 
 interface Options {
   rounds: number;
@@ -46,26 +47,33 @@ interface Row {
 const DELTA = 1e-5;
 
 function parseOptions(argv: string[]): Options {
-  const value = (flag: string, fallback: string): string => {
-    const i = argv.indexOf(flag);
-    return i < 0 ? fallback : argv[i + 1]!;
-  };
-  const positive = (flag: string, fallback: number): number => {
-    const v = Number(value(flag, String(fallback)));
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag}: expected a positive number, got ${value(flag, '')}`);
-    return v;
-  };
+  const v = readFlags(
+    argv,
+    {
+      rounds: { type: 'string', default: '10' },
+      learners: { type: 'string', default: '10' },
+      fraction: { type: 'string', default: '0.1' },
+      model: { type: 'string', default: 'logistic' },
+      clip: { type: 'string', default: '1' },
+      lr: { type: 'string', default: '0.1' },
+      epsilons: { type: 'string', default: '1,4,8' },
+      threads: { type: 'string', default: '1' },
+      'data-dir': { type: 'string', default: '/usr/share/datasets/fashion-mnist' },
+      json: { type: 'boolean', default: false },
+    },
+    'bench/dp/run.ts',
+  );
   return {
-    rounds: positive('--rounds', 10),
-    learners: positive('--learners', 10),
-    fraction: Math.min(1, positive('--fraction', 0.1)),
-    model: value('--model', 'logistic'),
-    clip: positive('--clip', 1),
-    lr: positive('--lr', 0.1),
-    epsilons: value('--epsilons', '1,4,8').split(',').map(Number),
-    threads: positive('--threads', 1),
-    dataDir: value('--data-dir', '/usr/share/datasets/fashion-mnist'),
-    json: argv.includes('--json'),
+    rounds: numberFlag('--rounds', v.rounds, POSITIVE),
+    learners: numberFlag('--learners', v.learners, POSITIVE),
+    fraction: Math.min(1, numberFlag('--fraction', v.fraction, POSITIVE)),
+    model: v.model,
+    clip: numberFlag('--clip', v.clip, POSITIVE),
+    lr: numberFlag('--lr', v.lr, POSITIVE),
+    epsilons: numberListFlag('--epsilons', v.epsilons, POSITIVE),
+    threads: numberFlag('--threads', v.threads, POSITIVE),
+    dataDir: v['data-dir'],
+    json: v.json,
   };
 }
 

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { resolveConfig } from '@oiafed/config';
 import { runSerial, type TrainingSummary } from '@oiafed/core';
 import { createRng, loadDataset, registerDataset, subset, type ArrayDataset, type DatasetSpec } from '@oiafed/datasets';
+import { COUNT, FRACTION, INTEGER, listFlag, numberFlag, readFlags } from '../args.js';
 import { writeDocsSection } from '../docs-section.js';
 
 const ALGORITHMS: Record<string, { type: string; args: Record<string, unknown>; label: string }> = {
@@ -67,56 +68,44 @@ interface Options {
   dataDir?: string;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = {
-    rounds: 50,
-    epochs: 10,
-    fraction: 1,
-    testFraction: 1,
-    evalEvery: 0,
-    seed: 1,
-    algorithms: Object.keys(ALGORITHMS),
-    partitions: [...REFERENCE_PARTITIONS],
-    json: false,
-    write: true,
-  };
-  const value = (i: number, flag: string): string => {
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-    return v;
-  };
-  const num = (s: string, flag: string, check: (n: number) => boolean, expected: string): number => {
-    const n = Number(s);
-    if (!Number.isFinite(n) || !check(n)) throw new Error(`${flag}: expected ${expected}, got "${s}"`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    switch (flag) {
-      case '--rounds': o.rounds = num(value(i++, flag), flag, (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1'); break;
-      case '--epochs': o.epochs = num(value(i++, flag), flag, (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1'); break;
-      case '--fraction': o.fraction = num(value(i++, flag), flag, (n) => n > 0 && n <= 1, 'a number in (0, 1]'); break;
-      case '--test-fraction': o.testFraction = num(value(i++, flag), flag, (n) => n > 0 && n <= 1, 'a number in (0, 1]'); break;
-      case '--eval-every': o.evalEvery = num(value(i++, flag), flag, (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1'); break;
-      case '--seed': o.seed = num(value(i++, flag), flag, Number.isInteger, 'an integer'); break;
-      case '--data-dir': o.dataDir = value(i++, flag); break;
-      case '--algorithms':
-        o.algorithms = value(i++, flag).split(',').map((s) => s.trim()).filter(Boolean);
-        for (const a of o.algorithms) {
-          if (!ALGORITHMS[a]) throw new Error(`--algorithms: unknown "${a}"; expected some of ${Object.keys(ALGORITHMS).join(',')}`);
-        }
-        break;
-      case '--partitions':
-        o.partitions = value(i++, flag).split(',').map((s) => s.trim()).filter(Boolean);
-        o.partitions.forEach(partitionDef);
-        break;
-      case '--json': o.json = true; break;
-      case '--no-write': o.write = false; break;
-      default: throw new Error(`unknown option "${flag}"; see the header of bench/niid/run.ts`);
-    }
+function parseOptions(argv: string[]): Options {
+  const v = readFlags(
+    argv,
+    {
+      rounds: { type: 'string', default: '50' },
+      epochs: { type: 'string', default: '10' },
+      fraction: { type: 'string', default: '1' },
+      'test-fraction': { type: 'string', default: '1' },
+      'eval-every': { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      'data-dir': { type: 'string' },
+      algorithms: { type: 'string', default: Object.keys(ALGORITHMS).join(',') },
+      partitions: { type: 'string', default: REFERENCE_PARTITIONS.join(',') },
+      json: { type: 'boolean', default: false },
+      'no-write': { type: 'boolean', default: false },
+    },
+    'bench/niid/run.ts',
+  );
+  const algorithms = listFlag(v.algorithms);
+  for (const a of algorithms) {
+    if (!ALGORITHMS[a]) throw new Error(`--algorithms: unknown "${a}"; expected some of ${Object.keys(ALGORITHMS).join(',')}`);
   }
-  if (o.evalEvery === 0) o.evalEvery = o.rounds;
-  return o;
+  const partitions = listFlag(v.partitions);
+  partitions.forEach(partitionDef);
+  const rounds = numberFlag('--rounds', v.rounds, COUNT);
+  return {
+    rounds,
+    epochs: numberFlag('--epochs', v.epochs, COUNT),
+    fraction: numberFlag('--fraction', v.fraction, FRACTION),
+    testFraction: numberFlag('--test-fraction', v['test-fraction'], FRACTION),
+    evalEvery: v['eval-every'] === undefined ? rounds : numberFlag('--eval-every', v['eval-every'], COUNT),
+    seed: numberFlag('--seed', v.seed, INTEGER),
+    algorithms,
+    partitions,
+    json: v.json,
+    write: !v['no-write'],
+    ...(v['data-dir'] === undefined ? {} : { dataDir: v['data-dir'] }),
+  };
 }
 
 /**
@@ -245,7 +234,7 @@ function sectionMarkdown(o: Options, cells: Cell[], seconds: number, done: boole
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const o = parseOptions(process.argv.slice(2));
   registerFractionDataset();
   const log = (line: string): void => {
     if (!o.json) process.stdout.write(`${line}\n`);

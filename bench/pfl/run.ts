@@ -24,6 +24,7 @@ import { hasAggregator, registerBuiltins as registerBuiltinAggregators } from '@
 import { resolveConfig } from '@oiafed/config';
 import { createLearnerAlgorithm, listLearnerAlgorithms, registerBuiltinLearnerAlgorithms, runSerial, type TrainingSummary } from '@oiafed/core';
 import { createRng, loadDataset, registerDataset, subset, type ArrayDataset, type DatasetSpec } from '@oiafed/datasets';
+import { COUNT, FRACTION, INTEGER, listFlag, numberFlag, numberListFlag, readFlags } from '../args.js';
 import { writeDocsSection } from '../docs-section.js';
 
 /** Global-model methods of the issue's family, benchmarked beside the personalized ones. */
@@ -100,65 +101,51 @@ function discoverMethods(): string[] {
   return ['fedavg', ...personalized.sort(), ...global];
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = {
-    rounds: 10,
-    epochs: 1,
-    clients: 20,
-    fraction: 0.05,
-    testFraction: 0.25,
-    globalTest: 0.1,
-    hidden: [100],
-    evalEvery: 0,
-    seed: 1,
-    methods: [],
-    partitions: ['dir0.1'],
-    json: false,
-    write: true,
-  };
-  const value = (i: number, flag: string): string => {
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-    return v;
-  };
-  const num = (s: string, flag: string, check: (n: number) => boolean, expected: string): number => {
-    const n = Number(s);
-    if (!Number.isFinite(n) || !check(n)) throw new Error(`${flag}: expected ${expected}, got "${s}"`);
-    return n;
-  };
-  const int = (n: number) => Number.isInteger(n) && n >= 1;
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    switch (flag) {
-      case '--rounds': o.rounds = num(value(i++, flag), flag, int, 'an integer >= 1'); break;
-      case '--epochs': o.epochs = num(value(i++, flag), flag, int, 'an integer >= 1'); break;
-      case '--clients': o.clients = num(value(i++, flag), flag, (n) => int(n) && n >= 2, 'an integer >= 2'); break;
-      case '--fraction': o.fraction = num(value(i++, flag), flag, (n) => n > 0 && n <= 1, 'a number in (0, 1]'); break;
-      case '--test-fraction': o.testFraction = num(value(i++, flag), flag, (n) => n > 0 && n <= 0.5, 'a number in (0, 0.5]'); break;
-      case '--global-test': o.globalTest = num(value(i++, flag), flag, (n) => n > 0 && n <= 1, 'a number in (0, 1]'); break;
-      case '--hidden':
-        o.hidden = value(i++, flag).split(',').map((h) => num(h, flag, int, 'comma-separated integers >= 1'));
-        break;
-      case '--eval-every': o.evalEvery = num(value(i++, flag), flag, int, 'an integer >= 1'); break;
-      case '--seed': o.seed = num(value(i++, flag), flag, Number.isInteger, 'an integer'); break;
-      case '--methods': o.methods = value(i++, flag).split(',').map((s) => s.trim()).filter(Boolean); break;
-      case '--partitions':
-        o.partitions = value(i++, flag).split(',').map((s) => s.trim()).filter(Boolean);
-        o.partitions.forEach(partitionDef);
-        break;
-      case '--json': o.json = true; break;
-      case '--no-write': o.write = false; break;
-      case '--from-json': o.fromJson = value(i++, flag); break;
-      default: throw new Error(`unknown option "${flag}"; see the header of bench/pfl/run.ts`);
-    }
-  }
-  if (o.evalEvery === 0) o.evalEvery = o.rounds;
+function parseOptions(argv: string[]): Options {
+  const v = readFlags(
+    argv,
+    {
+      rounds: { type: 'string', default: '10' },
+      epochs: { type: 'string', default: '1' },
+      clients: { type: 'string', default: '20' },
+      fraction: { type: 'string', default: '0.05' },
+      'test-fraction': { type: 'string', default: '0.25' },
+      'global-test': { type: 'string', default: '0.1' },
+      hidden: { type: 'string', default: '100' },
+      'eval-every': { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      methods: { type: 'string', default: '' },
+      partitions: { type: 'string', default: 'dir0.1' },
+      json: { type: 'boolean', default: false },
+      'no-write': { type: 'boolean', default: false },
+      'from-json': { type: 'string' },
+    },
+    'bench/pfl/run.ts',
+  );
+  const partitions = listFlag(v.partitions);
+  partitions.forEach(partitionDef);
   const known = discoverMethods();
-  if (o.methods.length === 0) o.methods = known;
-  for (const m of o.methods) {
+  const methods = v.methods === '' ? known : listFlag(v.methods);
+  for (const m of methods) {
     if (m !== 'fedavg' && !listLearnerAlgorithms().includes(m)) throw new Error(`--methods: "${m}" is no registered learner algorithm; known: ${known.join(',')}`);
   }
-  return o;
+  const rounds = numberFlag('--rounds', v.rounds, COUNT);
+  return {
+    rounds,
+    epochs: numberFlag('--epochs', v.epochs, COUNT),
+    clients: numberFlag('--clients', v.clients, { test: (n) => COUNT.test(n) && n >= 2, expected: 'an integer >= 2' }),
+    fraction: numberFlag('--fraction', v.fraction, FRACTION),
+    testFraction: numberFlag('--test-fraction', v['test-fraction'], { test: (n) => n > 0 && n <= 0.5, expected: 'a number in (0, 0.5]' }),
+    globalTest: numberFlag('--global-test', v['global-test'], FRACTION),
+    hidden: numberListFlag('--hidden', v.hidden, COUNT),
+    evalEvery: v['eval-every'] === undefined ? rounds : numberFlag('--eval-every', v['eval-every'], COUNT),
+    seed: numberFlag('--seed', v.seed, INTEGER),
+    methods,
+    partitions,
+    json: v.json,
+    write: !v['no-write'],
+    ...(v['from-json'] === undefined ? {} : { fromJson: v['from-json'] }),
+  };
 }
 
 /** A seeded random share of a split, so a reduced run keeps the class balance in expectation. */
@@ -344,7 +331,7 @@ function renderSaved(file: string): void {
 
 async function main(): Promise<void> {
   registerBuiltinAggregators();
-  const o = parseArgs(process.argv.slice(2));
+  const o = parseOptions(process.argv.slice(2));
   if (o.fromJson) return renderSaved(o.fromJson);
   registerShareDataset();
   const log = (line: string): void => {

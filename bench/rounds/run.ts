@@ -18,10 +18,21 @@ import { Writable } from 'node:stream';
 import { resolveConfig } from '@oiafed/config';
 import { launchLocal, runSerial, type RoundRecord } from '@oiafed/core';
 import { sourceNodeFlags } from '../../tests/source-node.js';
+import { COUNT, numberFlag, readFlags } from '../args.js';
 
-const argv = process.argv.slice(2);
-const json = argv.includes('--json');
-const quick = argv.includes('--quick');
+const flags = readFlags(
+  process.argv.slice(2),
+  {
+    json: { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    /** Rows to run, as transport:learners (e.g. grpc:10,memory:100). */
+    only: { type: 'string' },
+    /** Internal: the child process that measures the memory of n learners. */
+    'child-memory': { type: 'string' },
+  },
+  'bench/rounds/run.ts',
+);
+const { json, quick } = flags;
 const ROUNDS = 4;
 const root = resolve(import.meta.dirname, '../..');
 
@@ -200,9 +211,8 @@ function findHistory(dir: string): string {
   throw new Error(`no history.jsonl under ${dir}`);
 }
 
-const childIndex = argv.indexOf('--child-memory');
-if (childIndex >= 0) {
-  await memoryChild(Number(argv[childIndex + 1]));
+if (flags['child-memory'] !== undefined) {
+  await memoryChild(numberFlag('--child-memory', flags['child-memory'], COUNT));
   process.exit(0);
 }
 
@@ -210,7 +220,7 @@ const rows: Row[] = [];
 const plan: Array<['memory' | 'grpc', number]> = quick
   ? [['memory', 10], ['memory', 100], ['grpc', 10]]
   : [['memory', 10], ['memory', 100], ['memory', 1000], ['grpc', 10], ['grpc', 50], ['grpc', 100]];
-const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const { only } = flags;
 for (const [transport, n] of plan) {
   if (only && !only.split(',').includes(`${transport}:${n}`)) continue;
   const row = transport === 'memory' ? await runMemory(n) : await runGrpc(n);

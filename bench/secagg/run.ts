@@ -25,19 +25,27 @@ import { interceptCalls, scriptedLearnerMetadata, serveScriptedLearner } from '@
 import { createModel, registerBuiltinModels, selectBackend } from '@oiafed/models';
 import { GrpcTransport, MemoryHub, MemoryTransport, type Payload, type Transport } from '@oiafed/transport';
 import { sourceNodeFlags } from '../../tests/source-node.js';
+import { COUNT, INTEGER, numberFlag, numberListFlag, readFlags } from '../args.js';
 
-const argv = process.argv.slice(2);
-const json = argv.includes('--json');
-const quick = argv.includes('--quick');
-const listArg = (name: string, fallback: number[]) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1]!.split(',').map(Number) : fallback;
-};
-const LEARNERS = listArg('--learners', quick ? [5] : [10, 50, 100]);
-const PARAMS = listArg('--params', quick ? [10_000] : [100_000, 1_000_000]);
-const NEIGHBOURS = listArg('--neighbours', [16])[0]!;
-const GRPC = listArg('--grpc', [0])[0]!;
-const GRPC_ONLY = argv.includes('--grpc-only');
+const flags = readFlags(
+  process.argv.slice(2),
+  {
+    json: { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    learners: { type: 'string' },
+    params: { type: 'string' },
+    neighbours: { type: 'string', default: '16' },
+    grpc: { type: 'string', default: '0' },
+    'grpc-only': { type: 'boolean', default: false },
+  },
+  'bench/secagg/run.ts',
+);
+const { json, quick } = flags;
+const LEARNERS = flags.learners === undefined ? (quick ? [5] : [10, 50, 100]) : numberListFlag('--learners', flags.learners, COUNT);
+const PARAMS = flags.params === undefined ? (quick ? [10_000] : [100_000, 1_000_000]) : numberListFlag('--params', flags.params, COUNT);
+const NEIGHBOURS = numberFlag('--neighbours', flags.neighbours, COUNT);
+const GRPC = numberFlag('--grpc', flags.grpc, INTEGER);
+const GRPC_ONLY = flags['grpc-only'];
 
 interface Row {
   transport: 'memory' | 'grpc';

@@ -15,10 +15,9 @@ import { loadavg, cpus, totalmem } from 'node:os';
 import { compressUpdate, decodeUpdateWeights, type UpdateCompression } from '@oiafed/core';
 import { GrpcTransport, type Tensor } from '@oiafed/transport';
 import type { TensorSpec } from '@oiafed/aggregators';
+import { readFlags } from '../args.js';
 
-const argv = process.argv.slice(2);
-const json = argv.includes('--json');
-const withGb = argv.includes('--gb');
+const { json, gb: withGb } = readFlags(process.argv.slice(2), { json: { type: 'boolean', default: false }, gb: { type: 'boolean', default: false } }, 'bench/transport/run.ts');
 const MB = 1024 * 1024;
 
 interface Row {

@@ -17,23 +17,25 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import puppeteer from 'puppeteer-core';
 import { selectBackend } from '@oiafed/models';
+import { COUNT, numberFlag, readFlags } from '../args.js';
 import { runWorkload, WORKLOADS, type Workload } from './workload.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { values } = parseArgs({
-  options: {
+const values = readFlags(
+  process.argv.slice(2),
+  {
     model: { type: 'string', default: 'lenet' },
     samples: { type: 'string', default: '1024' },
     epochs: { type: 'string', default: '2' },
     backends: { type: 'string', default: 'webgl,wasm,cpu' },
   },
-});
-const base = WORKLOADS[values.model!];
+  'bench/web-learner/run.ts',
+);
+const base = WORKLOADS[values.model];
 if (!base) throw new Error(`--model: one of ${Object.keys(WORKLOADS).join(', ')}`);
-const workload: Workload = { ...base, samples: Number(values.samples), epochs: Number(values.epochs) };
+const workload: Workload = { ...base, samples: numberFlag('--samples', values.samples, COUNT), epochs: numberFlag('--epochs', values.epochs, COUNT) };
 
 async function nodeRows(): Promise<Array<[string, number]>> {
   const info = await selectBackend('cpu');
