@@ -47,20 +47,15 @@ function pointwise(info: ConvInfo): boolean {
   return info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 && info.strideWidth === 1 && p.top === 0 && p.left === 0;
 }
 
-/** y [B*Ho*Wo, Co] = cols(x) [.., K] @ W [K, Co]. */
-function forward(sgemm: Sgemm, backend: WasmBackendInternals, x: TensorInfo, filter: TensorInfo, info: ConvInfo): TensorInfo {
-  const out = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
-  const heap = backend.wasm.HEAPF32;
-  const xi = f32Index(backend, x);
-  const oi = f32Index(backend, out);
+/** y (heap, float index `oi`) [B*Ho*Wo, Co] = cols(x) [.., K] @ w [K, Co], x at float index `xi`. */
+function convGemm(sgemm: Sgemm, heap: Float32Array, xi: number, info: ConvInfo, w: Float32Array, oi: number): void {
   const K = kOf(info);
   const Co = info.outChannels;
-  const w = heap.subarray(f32Index(backend, filter), f32Index(backend, filter) + K * Co);
   const per = rowsOf(info);
   if (pointwise(info)) {
     const m = info.batchSize * per;
     sgemm(false, false, m, Co, K, 1, heap.subarray(xi, xi + m * K), K, w, Co, 0, heap.subarray(oi, oi + m * Co), Co);
-    return out;
+    return;
   }
   const group = imagesPerBlock(info);
   for (let b0 = 0; b0 < info.batchSize; b0 += group) {
@@ -71,6 +66,14 @@ function forward(sgemm: Sgemm, backend: WasmBackendInternals, x: TensorInfo, fil
     const o = oi + b0 * per * Co;
     sgemm(false, false, m, Co, K, 1, cols, K, w, Co, 0, heap.subarray(o, o + m * Co), Co);
   }
+}
+
+/** The forward convolution of x by filter (both on the heap) into a new tensor. */
+function forward(sgemm: Sgemm, backend: WasmBackendInternals, x: TensorInfo, filter: TensorInfo, info: ConvInfo): TensorInfo {
+  const out = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
+  const heap = backend.wasm.HEAPF32;
+  const fi = f32Index(backend, filter);
+  convGemm(sgemm, heap, f32Index(backend, x), info, heap.subarray(fi, fi + kOf(info) * info.outChannels), f32Index(backend, out));
   return out;
 }
 
@@ -81,7 +84,7 @@ function conv2D(sgemm: Sgemm, previous: KernelFunc, fused: boolean): KernelFunc 
     const attrs = (args.attrs ?? {}) as Record<string, unknown>;
     const info = x.dtype === 'float32' && filter.dtype === 'float32' ? convInfo(x.shape, filter.shape, attrs) : null;
     const epilogue = fused ? fusedEpilogue(args, filter.shape[3] ?? 0) : { bias: null, relu: false };
-    if (info == null || epilogue == null) return previous(args as never) as TensorInfo;
+    if (info == null || epilogue == null || info.outChannels < blasConvTuning.minOutChannels) return previous(args as never) as TensorInfo;
     noteForward(args);
     const backend = asWasm(args.backend);
     const out = forward(sgemm, backend, x, filter, info);
@@ -129,10 +132,59 @@ function backpropFilter(sgemm: Sgemm, previous: KernelFunc): KernelFunc {
     const attrs = (args.attrs ?? {}) as Record<string, unknown>;
     const filterShape = attrs['filterShape'] as number[];
     const info = x.dtype === 'float32' && dy.dtype === 'float32' ? convInfo(x.shape, filterShape, attrs) : null;
-    if (info == null) return previous(args as never) as TensorInfo;
+    if (info == null || info.outChannels < blasConvTuning.minOutChannels) return previous(args as never) as TensorInfo;
     return filterGrad(sgemm, asWasm(args.backend), x, dy, info, filterShape);
   }) as unknown as KernelFunc;
 }
+
+/** W [kh,kw,Ci,Co] (heap) -> W' [kh,kw,Co,Ci] with W'[a,b,o,i] = W[kh-1-a, kw-1-b, i, o], in scratch. */
+function flipSwap(heap: Float32Array, wi: number, kh: number, kw: number, ci: number, co: number): Float32Array {
+  const out = scratch(kh * kw * ci * co, 'weights');
+  for (let a = 0; a < kh; a++) {
+    for (let b = 0; b < kw; b++) {
+      const src = wi + ((kh - 1 - a) * kw + (kw - 1 - b)) * ci * co;
+      const dst = (a * kw + b) * co * ci;
+      for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) out[dst + o * ci + i] = heap[src + i * co + o]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * Geometry of dx as a forward convolution (stride 1 only): dy padded by (k-1-pad) on each side,
+ * convolved with the flipped filter with in/out channels swapped. Null when a padding would be
+ * negative (explicit pads larger than the filter) or the stride is not 1.
+ */
+function inputGradAsConv(info: ConvInfo): ConvInfo | null {
+  const { filterHeight: kh, filterWidth: kw, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo } = info;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1) return null;
+  const top = kh - 1 - info.padInfo.top;
+  const left = kw - 1 - info.padInfo.left;
+  const bottom = H + kh - 1 - Ho - top;
+  const right = W + kw - 1 - Wo - left;
+  if (Math.min(top, left, bottom, right) < 0) return null;
+  const pad: Pad = [[0, 0], [top, bottom], [left, right], [0, 0]];
+  const dInfo = tf.backend_util.computeConv2DInfo([info.batchSize, Ho, Wo, info.outChannels], [kh, kw, info.outChannels, info.inChannels], 1, 1, pad, undefined, false, 'channelsLast');
+  return dInfo.outHeight === H && dInfo.outWidth === W ? dInfo : null;
+}
+
+/**
+ * Which formulation the input gradient uses at stride 1: 'auto' (by `blasConvTuning`), 'conv'
+ * (dy convolved with the flipped filter: im2col copies, no scatter) or 'col2im' (dy @ W^T, then a
+ * scatter-add, the form every other stride uses). Exposed for the kernel benchmark and the tests.
+ */
+export const inputGradMode: { value: 'auto' | 'conv' | 'col2im' } = { value: 'auto' };
+
+/**
+ * Where the OpenBLAS path pays, measured per kernel at batch 64 (bench/train-throughput/
+ * blas-kernels.ts, CPU time): with fewer than 32 output channels the GEMM is too narrow to
+ * outrun the im2col copy, and XNNPACK's direct convolution wins the forward pass and the filter
+ * gradient (lenet's 1->6 and 6->16 layers: 1.4 vs 4.5 ms, 2.6 vs 3.3 ms), so those fall back. The
+ * input gradient stays on OpenBLAS at every size: as a convolution of dy from 16 input channels
+ * up (fmnist_cnn's 32->64: 9.4 vs 16.9 ms scatter-add), as the scatter-add below that (the
+ * convolution's GEMM would be 1 to 6 columns wide: 4.6 vs 18.9 ms on lenet's first layer).
+ */
+export const blasConvTuning = { minOutChannels: 32, inputGradConvMinChannels: 16 };
 
 /** dx = col2im(dy @ W^T), block by block of images. */
 function inputGrad(sgemm: Sgemm, backend: WasmBackendInternals, dy: TensorInfo, filter: TensorInfo, info: ConvInfo, inputShape: number[]): TensorInfo {
@@ -147,6 +199,14 @@ function inputGrad(sgemm: Sgemm, backend: WasmBackendInternals, dy: TensorInfo, 
   if (pointwise(info)) {
     const m = info.batchSize * per;
     sgemm(false, true, m, K, Co, 1, heap.subarray(dyi, dyi + m * Co), Co, w, Co, 0, heap.subarray(dxi, dxi + m * K), K);
+    return out;
+  }
+  const mode = inputGradMode.value;
+  const useConv = mode === 'conv' || (mode === 'auto' && info.inChannels >= blasConvTuning.inputGradConvMinChannels);
+  const asConv = useConv ? inputGradAsConv(info) : null;
+  if (asConv != null) {
+    const wFlip = flipSwap(heap, f32Index(backend, filter), info.filterHeight, info.filterWidth, info.inChannels, Co);
+    convGemm(sgemm, heap, dyi, asConv, wFlip, dxi);
     return out;
   }
   heap.fill(0, dxi, dxi + tf.util.sizeFromShape(inputShape));

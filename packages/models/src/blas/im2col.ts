@@ -14,23 +14,23 @@ const SHORT_RUN = 48;
 /** Float budget of the im2col block per GEMM: keeps it cache-sized and bounded in memory. */
 export const im2colBlockFloats: { value: number } = { value: 1 << 20 };
 
-let scratchBuf = new Float32Array(0);
+const scratchBufs = { cols: new Float32Array(0), weights: new Float32Array(0) };
 
-/** A reused JS buffer (outside the wasm heap, so heap growth never detaches it) of >= n floats. */
-export function scratch(n: number): Float32Array {
-  if (scratchBuf.length < n) scratchBuf = new Float32Array(Math.max(n, scratchBuf.length * 2));
-  return scratchBuf;
+/**
+ * A reused JS buffer (outside the wasm heap, so heap growth never detaches it) of >= n floats;
+ * one per slot, so the im2col block and a rearranged filter can be live at once.
+ */
+export function scratch(n: number, slot: keyof typeof scratchBufs = 'cols'): Float32Array {
+  const buf = scratchBufs[slot];
+  if (buf.length >= n) return buf;
+  scratchBufs[slot] = new Float32Array(Math.max(n, buf.length * 2));
+  return scratchBufs[slot];
 }
 
 /** Whole images per GEMM block so that the block stays within im2colBlockFloats. */
 export function imagesPerBlock(info: ConvInfo): number {
   const rowFloats = info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels;
   return Math.max(1, Math.min(info.batchSize, Math.floor(im2colBlockFloats.value / Math.max(1, rowFloats))));
-}
-
-/** Valid filter-column range [lo, hi) of a window starting at input column `col0`. */
-function colRange(col0: number, kw: number, W: number): [number, number] {
-  return [Math.max(0, -col0), Math.min(kw, W - col0)];
 }
 
 /** x (heap, float index `xi`) images [b0, b1) -> cols rows. */
@@ -44,8 +44,10 @@ export function im2col(heap: Float32Array, xi: number, info: ConvInfo, b0: numbe
   for (let b = b0; b < b1; b++) {
     for (let i = 0; i < Ho; i++) {
       for (let j = 0; j < Wo; j++) {
+        // Valid filter columns [lo, hi) of the window starting at input column col0.
         const col0 = j * sw - pl;
-        const [lo, hi] = colRange(col0, kw, W);
+        const lo = col0 < 0 ? -col0 : 0;
+        const hi = W - col0 < kw ? W - col0 : kw;
         for (let a = 0; a < kh; a++, dst += run) {
           const r = i * sh + a - pt;
           if (r < 0 || r >= H || hi <= lo) {
@@ -77,7 +79,8 @@ export function col2imAdd(cols: Float32Array, heap: Float32Array, dxi: number, i
     for (let i = 0; i < Ho; i++) {
       for (let j = 0; j < Wo; j++) {
         const col0 = j * sw - pl;
-        const [lo, hi] = colRange(col0, kw, W);
+        const lo = col0 < 0 ? -col0 : 0;
+        const hi = W - col0 < kw ? W - col0 : kw;
         for (let a = 0; a < kh; a++, src += run) {
           const r = i * sh + a - pt;
           if (r < 0 || r >= H || hi <= lo) continue;

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sourceNodeFlags } from '../../../../tests/source-node.js';
 import { selectBackend } from '../backend.js';
 import { initWasmBackend } from '../wasm/index.js';
+import { blasConvTuning, inputGradMode } from './conv-kernels.js';
 import { im2colBlockFloats } from './im2col.js';
 import { loadBlas } from './library.js';
 import { blasStatus, enableBlasKernels, setBlasThreads } from './openblas.js';
@@ -115,15 +116,26 @@ afterAll(() => {
 describe.skipIf(!loaded.ok)('OpenBLAS convolution kernels', () => {
   for (const kernel of ['Conv2D', 'FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput']) {
     it(`${kernel} matches cpu over strides 1/2, same/valid/explicit padding, odd sizes, channels 1/3/32, batch 1/5`, () => {
-      const saved = im2colBlockFloats.value;
+      const saved = { block: im2colBlockFloats.value, min: blasConvTuning.minOutChannels };
       try {
+        // Default tuning (narrow layers on XNNPACK), then every case on OpenBLAS, whole and in
+        // one-image blocks, and for the input gradient both formulations.
+        const tuned = convDiffs(kernel);
+        blasConvTuning.minOutChannels = 1;
         const whole = convDiffs(kernel);
         im2colBlockFloats.value = 1;
         const blocked = convDiffs(kernel);
-        report(kernel, [...whole, ...blocked]);
-        expect(Math.max(...whole, ...blocked)).toBeLessThanOrEqual(1e-4);
+        const other: number[] = [];
+        for (const mode of ['conv', 'col2im'] as const) {
+          inputGradMode.value = mode;
+          if (kernel === 'Conv2DBackpropInput') other.push(...convDiffs(kernel));
+        }
+        report(kernel, [...tuned, ...whole, ...blocked, ...other]);
+        expect(Math.max(...tuned, ...whole, ...blocked, ...other)).toBeLessThanOrEqual(1e-4);
       } finally {
-        im2colBlockFloats.value = saved;
+        im2colBlockFloats.value = saved.block;
+        blasConvTuning.minOutChannels = saved.min;
+        inputGradMode.value = 'auto';
       }
     });
   }
@@ -267,7 +279,10 @@ describe.skipIf(!loaded.ok)('training on the OpenBLAS kernels', () => {
     expect(blasStatus().active).toBe(true);
     const init = await trainLenet('cpu', null);
     const cpu = await trainLenet('cpu', init);
-    const blas = await trainLenet('wasm', init);
+    // LeNet's layers are narrow (6 and 16 filters): put them on OpenBLAS too, not XNNPACK.
+    const saved = blasConvTuning.minOutChannels;
+    blasConvTuning.minOutChannels = 1;
+    const blas = await trainLenet('wasm', init).finally(() => (blasConvTuning.minOutChannels = saved));
     let max = 0;
     let moved = 0;
     cpu.forEach((w, i) =>
