@@ -4,6 +4,7 @@
  * run their multiply-adds through cblas_sgemm directly on the wasm heap; without it the patched
  * XNNPACK kernels run as before.
  */
+import { isMainThread } from 'node:worker_threads';
 import { loadBlas } from './library.js';
 import type { BlasLibrary } from './library.js';
 import { installBlasKernels, uninstallBlasKernels } from './register.js';
@@ -93,7 +94,8 @@ export function blasKernelsLabel(): string {
  * - 'on': OpenBLAS or an Error naming what is missing.
  * - 'off': the patched XNNPACK kernels.
  * On first load OpenBLAS runs one thread (the rest of the backend is single-threaded, and worker
- * pools need one) unless OPENBLAS_NUM_THREADS is set; setBlasThreads changes it.
+ * pools need one) unless OPENBLAS_NUM_THREADS is set; setBlasThreads changes it. In a worker
+ * thread every call sets one thread (the count is process-global).
  */
 export function enableBlasKernels(mode: BlasMode): BlasStatus {
   if (mode !== 'auto' && mode !== 'on' && mode !== 'off') {
@@ -118,7 +120,9 @@ export function enableBlasKernels(mode: BlasMode): BlasStatus {
     if (effective === 'on') throw new Error(`OpenBLAS kernels requested (blas 'on') but unavailable: ${r.reason}; ${MISSING_HINT}`);
     return blasStatus();
   }
-  if (firstTry && (process.env.OPENBLAS_NUM_THREADS ?? '') === '') r.lib.setThreads(1);
+  // A worker thread (data-parallel shard, learner pool) always runs one OpenBLAS thread: the
+  // count is process-global and the workers already occupy the cores.
+  if (!isMainThread || (firstTry && (process.env.OPENBLAS_NUM_THREADS ?? '') === '')) r.lib.setThreads(1);
   installBlasKernels(r.lib.sgemm);
   s.active = true;
   s.reason =
