@@ -24,6 +24,7 @@ import { join, resolve } from 'node:path';
 import { resolveConfig } from '@oiafed/config';
 import { runSerial } from '@oiafed/core';
 import { loadDataset, registerDataset, subset, type DatasetSpec } from '@oiafed/datasets';
+import { blasKernelsLabel, enableBlasKernels } from '@oiafed/models';
 import { sourceNodeFlags } from '../../tests/source-node.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -53,6 +54,8 @@ interface Row {
   accuracy_by_round: number[];
   final_accuracy: number;
   peak_rss_mb: number;
+  /** Kernel path of our engine ('openblas (SkylakeX, 1 thread)' or 'xnnpack'); PyTorch: its OPENBLAS_CORETYPE. */
+  kernels?: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -157,6 +160,7 @@ async function oiafedChild(o: Options): Promise<void> {
     accuracy_by_round: acc,
     final_accuracy: acc.at(-1) ?? NaN,
     peak_rss_mb: peakRssMb(),
+    kernels: blasKernelsLabel(),
   };
   process.stdout.write(`${JSON.stringify(row)}\n`);
 }
@@ -184,18 +188,30 @@ function runOiafed(o: Options, pool = false): Row | string {
   return lastJsonLine(r.stdout ?? '') ?? `oiafed run failed (exit ${r.status})`;
 }
 
+/**
+ * PyTorch's environment: its thread count, and the OpenBLAS core type our kernels run. Debian's
+ * torch does its generic BLAS (the linear layers) through the system OpenBLAS, whose own core
+ * detection a hypervisor can mislead (it picks Prescott here: 4-5x slower), so both engines get
+ * the same core type; its convolutions run on MKL-DNN either way.
+ */
+function torchEnv(o: Options): NodeJS.ProcessEnv {
+  const coreType = process.env.OPENBLAS_CORETYPE || enableBlasKernels('auto').coreType;
+  const threads = String(o.threads);
+  return { ...process.env, OMP_NUM_THREADS: threads, MKL_NUM_THREADS: threads, OPENBLAS_NUM_THREADS: threads, ...(coreType ? { OPENBLAS_CORETYPE: coreType } : {}) };
+}
+
 function runTorch(o: Options): Row | string {
   const python = '/usr/bin/python3';
   if (!existsSync(python)) return 'skipped: /usr/bin/python3 not found';
-  const env = { ...process.env, OMP_NUM_THREADS: String(o.threads), MKL_NUM_THREADS: String(o.threads) };
+  const env = torchEnv(o);
   const r = spawnSync(python, [join(root, 'bench/federation/federation_torch.py'), ...childArgs(o)], { encoding: 'utf8', env, maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
   const row = lastJsonLine(r.stdout ?? '');
   if (row && 'error' in row) return `skipped: ${(row as { error: string }).error}`;
-  return row ?? `torch run failed (exit ${r.status})`;
+  return row ? { ...row, kernels: `OPENBLAS_CORETYPE=${env.OPENBLAS_CORETYPE ?? '(unset)'}` } : `torch run failed (exit ${r.status})`;
 }
 
 function printRow(row: Row, log: (s: string) => void): void {
-  log(`\n${row.engine}, ${row.threads} thread(s), ${row.learners} learners, ${row.train_samples} training samples per round`);
+  log(`\n${row.engine}, ${row.threads} thread(s), ${row.learners} learners, ${row.train_samples} training samples per round${row.kernels ? `; ${row.kernels}` : ''}`);
   log('round   seconds   CPU-s   accuracy');
   row.s_by_round.forEach((s, i) => {
     log(`${String(i + 1).padStart(5)} ${s.toFixed(1).padStart(9)} ${row.cpu_s_by_round[i]!.toFixed(1).padStart(7)} ${(100 * (row.accuracy_by_round[i] ?? NaN)).toFixed(2).padStart(9)}%`);

@@ -7,7 +7,7 @@ export { validateArgs } from './args-schema.js';
 export type { BackendInfo, DeviceRequest, SelectBackendOptions } from './backend.js';
 export { BackendUnavailableError, selectBackend } from './backend.js';
 export type { BlasMode, BlasStatus } from './blas/openblas.js';
-export { blasStatus, enableBlasKernels, setBlasThreads } from './blas/openblas.js';
+export { blasKernelsLabel, blasStatus, enableBlasKernels, setBlasThreads } from './blas/openblas.js';
 export { createModel, listModels } from './create-model.js';
 export { dpNoiseSource } from './dp-sgd.js';
 export { FedModel } from './fed-model.js';
