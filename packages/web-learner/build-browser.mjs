@@ -15,10 +15,11 @@ const out = join(here, 'dist', 'browser');
 const nodeOnly = (what) => `throw new Error('${what} is not available in the browser')`;
 const STUBS = {
   '@grpc/grpc-js': `export class Client {} export function makeGenericClientConstructor() { return class {}; }`,
+  'node:fs': `export function readFileSync() { ${nodeOnly('node:fs')} }`,
   'node:module': `export function createRequire() { ${nodeOnly('node:module')} }`,
   'node:path': `export function dirname() { ${nodeOnly('node:path')} } export function join() { ${nodeOnly('node:path')} }`,
   'node:url': `export function pathToFileURL() { ${nodeOnly('node:url')} }`,
-  'node:worker_threads': `export class Worker { constructor() { ${nodeOnly('node:worker_threads')} } } export const parentPort = null; export const workerData = undefined;`,
+  'node:worker_threads': `export class Worker { constructor() { ${nodeOnly('node:worker_threads')} } } export const parentPort = null; export const workerData = undefined; export const isMainThread = true;`,
 };
 
 const stubPlugin = {
