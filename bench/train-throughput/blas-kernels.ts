@@ -16,6 +16,7 @@
 import { availableParallelism, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { blasConvTuning, inputGradMode } from '../../packages/models/src/blas/conv-kernels.js';
+import { loadBlas } from '../../packages/models/src/blas/library.js';
 import { blasStatus, enableBlasKernels, setBlasThreads } from '../../packages/models/src/blas/openblas.js';
 import { initWasmBackend } from '../../packages/models/src/wasm/index.js';
 
@@ -100,12 +101,67 @@ function flops(layer: Layer): number {
   return 2 * b * outSize(h, layer.k, layer.pad) * outSize(w, layer.k, layer.pad) * layer.k * layer.k * ci * layer.co;
 }
 
+/**
+ * The forward pass as the implicit "shifted GEMM" (stride 1): x zero-padded once into
+ * [B, Hp, Wp, Ci] (plus a zero tail), then one GEMM per filter offset (a, b) over every padded
+ * pixel, A = x_pad shifted by a*Wp + b, K = Ci, accumulated with beta = 1, and the valid
+ * Ho x Wo window cropped out. Timed here against the im2col kernel to choose the formulation.
+ */
+function shiftedForwardMs(layer: Layer, reps: number): number {
+  const lib = loadBlas();
+  if (!lib.ok) return NaN;
+  const [b, h, w, ci] = layer.x;
+  const { k, co } = layer;
+  const p = layer.pad === 'same' ? (k - 1) >> 1 : 0;
+  const hp = h + (layer.pad === 'same' ? k - 1 : 0);
+  const wp = w + (layer.pad === 'same' ? k - 1 : 0);
+  const ho = outSize(h, k, layer.pad);
+  const wo = outSize(w, k, layer.pad);
+  const rows = b * hp * wp;
+  const tail = (k - 1) * wp + k;
+  const x = Float32Array.from({ length: b * h * w * ci }, () => Math.random() - 0.5);
+  const f = Float32Array.from({ length: k * k * ci * co }, () => Math.random() - 0.5);
+  const xpad = new Float32Array((rows + tail) * ci);
+  const grid = new Float32Array(rows * co);
+  const out = new Float32Array(b * ho * wo * co);
+  const once = (): void => {
+    for (let n = 0; n < b; n++) for (let i = 0; i < h; i++) xpad.set(x.subarray(((n * h + i) * w) * ci, ((n * h + i) * w + w) * ci), ((n * hp + i + p) * wp + p) * ci);
+    for (let a = 0; a < k; a++) {
+      for (let c = 0; c < k; c++) {
+        const off = (a * wp + c) * ci;
+        lib.lib.sgemm(false, false, rows, co, ci, 1, xpad.subarray(off), ci, f.subarray((a * k + c) * ci * co), co, a + c === 0 ? 0 : 1, grid, co);
+      }
+    }
+    for (let n = 0; n < b; n++) for (let i = 0; i < ho; i++) out.set(grid.subarray(((n * hp + i) * wp) * co, ((n * hp + i) * wp + wo) * co), ((n * ho + i) * wo) * co);
+  };
+  once();
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const c0 = process.cpuUsage();
+    once();
+    const c = process.cpuUsage(c0);
+    times.push((c.user + c.system) / 1000);
+  }
+  return median(times);
+}
+
 function usePath(p: Path): void {
   enableBlasKernels(p.blas ? 'on' : 'off');
   if (p.blas) setBlasThreads(p.threads);
   inputGradMode.value = p.dx ?? 'conv';
   // Every layer on OpenBLAS (the default tuning sends narrow ones to XNNPACK).
   blasConvTuning.minOutChannels = 1;
+}
+
+/** im2col (the kernel) vs shifted GEMM, forward, OpenBLAS 1 thread, CPU time: the formulation choice. */
+function formulationTable(layers: Layer[], reps: number): Array<{ model: string; layer: string; im2col_ms: number; shifted_ms: number }> {
+  usePath({ name: 'openblas-1', blas: true, threads: 1 });
+  const out = layers.filter((l) => l.x[3] >= 16).map((l) => ({ model: l.model, layer: l.name, im2col_ms: timeOp(l, 'fwd', reps, true), shifted_ms: shiftedForwardMs(l, reps) }));
+  process.stdout.write(`\nforward formulation, OpenBLAS 1 thread, CPU ms (load average ${loadavg()[0]!.toFixed(2)})\n`);
+  for (const r of out) {
+    process.stdout.write(`${r.model.padEnd(12)}${r.layer.padEnd(20)} im2col ${r.im2col_ms.toFixed(2).padStart(7)}  shifted ${r.shifted_ms.toFixed(2).padStart(7)}\n`);
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -149,7 +205,8 @@ async function main(): Promise<void> {
     const cells = rows.slice(i, i + paths.length).map((c) => (Number.isNaN(c.ms) ? '-' : `${c.ms.toFixed(2)} ms ${c.gflops.toFixed(1).padStart(5)} GF`).padStart(20));
     process.stdout.write(`${r.model.padEnd(12)}${r.layer.padEnd(20)}${r.op.padEnd(5)}${cells.join('')}\n`);
   }
-  if (json) process.stdout.write(`${JSON.stringify({ load: [load0, load1], rows })}\n`);
+  const shifted = formulationTable(layers, reps);
+  if (json) process.stdout.write(`${JSON.stringify({ load: [load0, load1], rows, shifted })}\n`);
 }
 
 await main();
