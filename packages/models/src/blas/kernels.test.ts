@@ -10,7 +10,7 @@ import { selectBackend } from '../backend.js';
 import { initWasmBackend } from '../wasm/index.js';
 import { blasConvTuning, inputGradMode } from './conv-kernels.js';
 import { im2colBlockFloats } from './im2col.js';
-import { loadBlas } from './library.js';
+import { coreTypeFromCpuinfo, loadBlas } from './library.js';
 import { blasStatus, enableBlasKernels, setBlasThreads } from './openblas.js';
 
 type Attrs = Record<string, unknown>;
@@ -294,6 +294,21 @@ describe.skipIf(!loaded.ok)('training on the OpenBLAS kernels', () => {
     process.stdout.write(`[openblas] lenet 3 SGD steps: max |w_blas - w_cpu| = ${max.toExponential(2)} (max weight change ${moved.toExponential(2)})\n`);
     expect(moved).toBeGreaterThan(1e-3);
     expect(max).toBeLessThan(1e-5);
+  });
+});
+
+describe('OpenBLAS core type', () => {
+  it('is chosen from the cpuinfo flags: avx512f -> SkylakeX, avx2+fma -> Haswell, else left to OpenBLAS', () => {
+    expect(coreTypeFromCpuinfo('processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f avx512bw\n')).toBe('SkylakeX');
+    expect(coreTypeFromCpuinfo('flags\t\t: fpu sse2 avx avx2 fma\n')).toBe('Haswell');
+    expect(coreTypeFromCpuinfo('flags\t\t: fpu sse2 avx avx2\n')).toBeUndefined();
+    expect(coreTypeFromCpuinfo('')).toBeUndefined();
+  });
+
+  it.skipIf(!loaded.ok)('takes effect: OpenBLAS runs the core chosen for this CPU (openblas_get_config)', () => {
+    const chosen = loaded.ok ? loaded.lib.coreTypeSetByUs : undefined;
+    if (chosen === undefined) return; // the user set OPENBLAS_CORETYPE, or no flags matched
+    expect(blasStatus()).toMatchObject({ coreType: chosen, reason: `OPENBLAS_CORETYPE=${chosen} chosen from /proc/cpuinfo flags` });
   });
 });
 
