@@ -56,7 +56,8 @@ function report(name: string, diffs: number[]): void {
   process.stdout.write(`[openblas] ${name}: ${diffs.length} cases, max relative |wasm - cpu| = ${Math.max(...diffs).toExponential(2)}\n`);
 }
 
-type PadSpec = 'same' | 'valid' | number;
+type Explicit = [[number, number], [number, number], [number, number], [number, number]];
+type PadSpec = 'same' | 'valid' | number | Explicit;
 interface ConvCase {
   b: number;
   h: number;
@@ -78,14 +79,17 @@ for (const s of [1, 2]) {
 }
 convCases.push({ b: 2, h: 5, w: 5, ci: 4, co: 7, k: 1, s: 1, pad: 'valid' });
 convCases.push({ b: 3, h: 9, w: 9, ci: 3, co: 2, k: 3, s: 2, pad: 2 });
+// Asymmetric explicit padding (the array form), both strides.
+for (const s of [1, 2]) convCases.push({ b: 2, h: 8, w: 7, ci: 16, co: 5, k: 3, s, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] });
 
-function outSize(n: number, k: number, s: number, pad: PadSpec): number {
+function outSize(n: number, k: number, s: number, pad: PadSpec, axis: 1 | 2): number {
   if (pad === 'same') return Math.ceil(n / s);
   if (pad === 'valid') return Math.ceil((n - k + 1) / s);
-  return Math.floor((n + 2 * pad - k) / s) + 1;
+  const total = typeof pad === 'number' ? 2 * pad : pad[axis][0] + pad[axis][1];
+  return Math.floor((n + total - k) / s) + 1;
 }
 
-const dyShape = (c: ConvCase): number[] => [c.b, outSize(c.h, c.k, c.s, c.pad), outSize(c.w, c.k, c.s, c.pad), c.co];
+const dyShape = (c: ConvCase): number[] => [c.b, outSize(c.h, c.k, c.s, c.pad, 1), outSize(c.w, c.k, c.s, c.pad, 2), c.co];
 const convAttrs = (c: ConvCase): Attrs => ({ strides: [c.s, c.s], pad: c.pad, dataFormat: 'NHWC', dilations: [1, 1] });
 
 /** Every conv kernel on every case; with a tiny im2col block so batches span several GEMMs. */
@@ -115,7 +119,7 @@ afterAll(() => {
 
 describe.skipIf(!loaded.ok)('OpenBLAS convolution kernels', () => {
   for (const kernel of ['Conv2D', 'FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput']) {
-    it(`${kernel} matches cpu over strides 1/2, same/valid/explicit padding, odd sizes, channels 1/3/32, batch 1/5`, () => {
+    it(`${kernel} matches cpu over strides 1/2, same/valid/explicit (symmetric and asymmetric) padding, odd sizes, channels 1/3/32, batch 1/5`, () => {
       const saved = { block: im2colBlockFloats.value, min: blasConvTuning.minOutChannels };
       try {
         // Default tuning (narrow layers on XNNPACK), then every case on OpenBLAS, whole and in
