@@ -241,7 +241,11 @@ describe.skipIf(requirement)(`the CPU image in a container engine${requirement ?
     expect(roundAccuracies(trainerLog), trainerLog).toHaveLength(2);
     expect(trainerLog).toMatch(/^done: 2 rounds/m);
     expect(historyRounds(trainerData).map((r) => (r as { participants: number }).participants)).toEqual([2, 2]);
-    for (const learner of learners) expect(await exitCode(learner), await logs(learner)).toBe(0);
+    for (const learner of learners) {
+      expect(await exitCode(learner), await logs(learner)).toBe(0);
+      // The image ships OpenBLAS, so a learner's convolutions run on it, not on the fallback.
+      expect(await logs(learner)).toMatch(/compute backend: wasm .*openblas \(\w+, \d+ threads?\)/);
+    }
   }, 600_000);
 
   it('the HEALTHCHECK fails where no node answers', async () => {
