@@ -167,6 +167,44 @@ describe('patched wasm MaxPoolGrad', () => {
     report('MaxPoolGrad', diffs);
     expect(Math.max(...diffs)).toBeLessThan(1e-6);
   });
+
+  it('routes to the first maximum on the non-overlapping fast path: ties, all-negative windows, odd sizes, batch 1 and 5', () => {
+    // Stride == filter, no top/left padding: the tiled path (2x2 unrolled, other sizes generic).
+    const cases: { b: number; h: number; w: number; c: number; f: number; kind: 'ties' | 'negative' }[] = [
+      { b: 1, h: 4, w: 4, c: 3, f: 2, kind: 'ties' },
+      { b: 5, h: 9, w: 7, c: 6, f: 2, kind: 'ties' },
+      { b: 5, h: 9, w: 7, c: 6, f: 2, kind: 'negative' },
+      { b: 1, h: 11, w: 13, c: 5, f: 2, kind: 'negative' },
+      { b: 5, h: 10, w: 8, c: 4, f: 3, kind: 'ties' },
+      { b: 1, h: 7, w: 9, c: 3, f: 3, kind: 'negative' },
+      { b: 2, h: 9, w: 7, c: 3, f: [3, 2] as unknown as number, kind: 'ties' },
+    ];
+    const diffs = cases.map((c, i) => {
+      const f = c.f as number | [number, number];
+      const attrs = { filterSize: f, strides: f, pad: 'valid' };
+      // 'ties': few distinct levels, so most windows hold their maximum more than once; 'negative':
+      // every value in [-2, -1), so every window's maximum is negative.
+      const raw = values(c.b * c.h * c.w * c.c, 300 + i);
+      const xs = raw.map((v) => (c.kind === 'ties' ? Math.round(v * 2) : v / 2 - 1.5));
+      const run = (backend: string): Float32Array => {
+        tf.setBackend(backend);
+        return tf.tidy(() => {
+          const x = tf.tensor(xs, [c.b, c.h, c.w, c.c]);
+          const y = tf.maxPool(x as tf.Tensor4D, f, f, 'valid');
+          const dy = tf.tensor(values(y.size, 400 + i), y.shape);
+          const dx = tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, attrs as never) as tf.Tensor;
+          return Float32Array.from(dx.dataSync() as Float32Array);
+        });
+      };
+      const want = run('cpu');
+      const got = run('wasm');
+      let max = 0;
+      want.forEach((v, k) => (max = Math.max(max, Math.abs(v - got[k]!))));
+      return max;
+    });
+    report('MaxPoolGrad (non-overlapping)', diffs);
+    expect(Math.max(...diffs)).toBe(0);
+  });
 });
 
 describe('patched wasm Sum and Mean', () => {

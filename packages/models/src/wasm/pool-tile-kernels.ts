@@ -1,12 +1,109 @@
 /**
  * JS kernels that work directly on the wasm heap where the stock kernel is wrong or slow:
- * MaxPoolGrad (stock misroutes the gradient when a window's maximum is negative) and Tile
+ * MaxPoolGrad (stock misroutes the gradient when a window's maximum is negative; non-overlapping
+ * windows, the usual 2x2/2 pooling, take a single-pass path with no per-window buffers) and Tile
  * (stock is an element-by-element loop; here contiguous runs are block-copied).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { asWasm, f32Index } from './wasm-internals.js';
 import type { KernelArgs, WasmBackendInternals } from './wasm-internals.js';
+
+type PoolInfo = ReturnType<typeof tf.backend_util.computePool2DInfo>;
+
+/**
+ * Whether the windows tile x without overlap or padding (stride == filter size, no top/left pad,
+ * every window inside x): then each input pixel belongs to at most one window, and pixels past
+ * the last window (valid padding, odd sizes) get no gradient.
+ */
+function nonOverlapping(info: PoolInfo): boolean {
+  const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
+  return (
+    info.dataFormat === 'channelsLast' &&
+    sh === fh &&
+    sw === fw &&
+    info.padInfo.top === 0 &&
+    info.padInfo.left === 0 &&
+    info.outHeight * fh <= info.inHeight &&
+    info.outWidth * fw <= info.inWidth
+  );
+}
+
+/**
+ * MaxPoolGrad when the windows do not overlap: dx is zeroed once, then each window is walked once
+ * per channel and dy is written (not added: no other window reaches the pixel) at its first
+ * maximum in scan order (row, then column; `>` as in the cpu backend, so a window of NaN or
+ * -Infinity only routes nothing). `off` holds the window's pixel offsets relative to its corner.
+ */
+function maxPoolGradTiled(heap: Float32Array, xo: number, dyo: number, dxo: number, info: PoolInfo): void {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo } = info;
+  const { filterHeight: fh, filterWidth: fw } = info;
+  const off = new Int32Array(fh * fw);
+  for (let r = 0; r < fh; r++) for (let c = 0; c < fw; c++) off[r * fw + c] = (r * W + c) * C;
+  const n = fh * fw;
+  const shift = dxo - xo;
+  heap.fill(0, dxo, dxo + B * H * W * C);
+  if (fh === 2 && fw === 2) return maxPoolGrad2x2(heap, xo, dyo, shift, info);
+  let g = dyo;
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < Ho; i++) {
+      let corner = xo + ((b * H + i * fh) * W) * C;
+      for (let j = 0; j < Wo; j++, corner += fw * C, g += C) {
+        for (let ch = 0; ch < C; ch++) {
+          const base = corner + ch;
+          let best = -Infinity;
+          let at = -1;
+          for (let t = 0; t < n; t++) {
+            const v = heap[base + off[t]!]!;
+            if (v > best) {
+              best = v;
+              at = base + off[t]!;
+            }
+          }
+          if (at >= 0) heap[at + shift] = heap[g + ch]!;
+        }
+      }
+    }
+  }
+}
+
+/** maxPoolGradTiled's loop unrolled for 2x2 windows (the pooling of every bench model): ~2x faster. */
+function maxPoolGrad2x2(heap: Float32Array, xo: number, dyo: number, shift: number, info: PoolInfo): void {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo } = info;
+  const o1 = C;
+  const o2 = W * C;
+  const o3 = W * C + C;
+  let g = dyo;
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < Ho; i++) {
+      let corner = xo + (b * H + i * 2) * W * C;
+      for (let j = 0; j < Wo; j++, corner += 2 * C, g += C) {
+        for (let ch = 0; ch < C; ch++) {
+          const p = corner + ch;
+          let best = -Infinity;
+          let at = -1;
+          const v0 = heap[p]!;
+          if (v0 > best) {
+            best = v0;
+            at = p;
+          }
+          const v1 = heap[p + o1]!;
+          if (v1 > best) {
+            best = v1;
+            at = p + o1;
+          }
+          const v2 = heap[p + o2]!;
+          if (v2 > best) {
+            best = v2;
+            at = p + o2;
+          }
+          if (heap[p + o3]! > best) at = p + o3;
+          if (at >= 0) heap[at + shift] = heap[g + ch]!;
+        }
+      }
+    }
+  }
+}
 
 /**
  * Routes each dy value to the first maximum (scan order) of its window, like the cpu backend.
@@ -34,6 +131,10 @@ function maxPoolGrad(args: KernelArgs): TensorInfo {
   const xo = f32Index(backend, x);
   const dyo = f32Index(backend, dy);
   const dxo = f32Index(backend, out);
+  if (nonOverlapping(info)) {
+    maxPoolGradTiled(heap, xo, dyo, dxo, info);
+    return out;
+  }
   heap.fill(0, dxo, dxo + B * H * W * C);
   const best = new Float32Array(C);
   const bestAt = new Int32Array(C);
