@@ -241,6 +241,41 @@ describe.skipIf(!loaded.ok)('OpenBLAS matmul kernels', () => {
   });
 });
 
+describe.skipIf(!loaded.ok)('OpenBLAS Sum and Mean (leading axes)', () => {
+  const cases: [number[], number | number[], boolean][] = [
+    [[64, 28, 28, 32], [0, 1, 2], false], // fmnist_cnn's bias gradient: reduction split into chunks
+    [[5, 9, 7, 13], [0, 1, 2], true],
+    [[1, 11, 13, 33], [0, 1, 2], false],
+    [[5, 4, 3, 512], [0, 1, 2], false],
+    [[300, 17], 0, false],
+    [[257, 3, 7], [0, 1], true],
+    [[16, 5, 6], [0, 2], false], // not leading: the previous kernel
+    [[9, 700], 1, false], // not leading: the previous kernel
+    [[7, 3], 0, false], // small: the previous kernel
+  ];
+
+  it('match cpu (bias gradients, batch-norm moments), odd sizes, batch 1 and 5, keepDims; other axes fall back', () => {
+    const d = cases.flatMap(([x, axis, keepDims], i) => ['Sum', 'Mean'].map((k) => relDiff(k, { x }, { axis, keepDims }, 900 + i)));
+    report('Sum/Mean', d);
+    // Sums of up to 50176 values in [-1, 1): float32 chunked accumulation vs cpu's float64.
+    expect(Math.max(...d)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('gives bit-identical sums with 1 and 2 OpenBLAS threads', () => {
+    const outputs = (threads: number): Float32Array[] => {
+      setBlasThreads(threads);
+      return cases.slice(0, 6).flatMap(([x, axis], i) => ['Sum', 'Mean'].map((k) => runOn('wasm', k, { x }, { axis }, 950 + i).data));
+    };
+    try {
+      const one = outputs(1);
+      const two = outputs(2);
+      expect(one.map((o, i) => o.filter((v, k) => v !== two[i]![k]).length)).toEqual(one.map(() => 0));
+    } finally {
+      setBlasThreads(1);
+    }
+  });
+});
+
 function lcg(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {

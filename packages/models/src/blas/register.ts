@@ -8,6 +8,7 @@ import { registerPatchedWasmKernels } from '../wasm/patch.js';
 import { blasConvKernels } from './conv-kernels.js';
 import type { Sgemm } from './library.js';
 import { blasMatMulKernels } from './matmul-kernels.js';
+import { blasReduceKernels } from './reduce-kernels.js';
 
 interface InstallState {
   /** The configs the BLAS kernels replaced, by kernel name; empty when not installed. */
@@ -38,7 +39,7 @@ export function installBlasKernels(sgemm: Sgemm): void {
     s.replaced.set(name, cfg);
     return cfg.kernelFunc;
   };
-  const kernels = [...blasConvKernels(sgemm, previous), ...blasMatMulKernels(sgemm, previous)];
+  const kernels = [...blasConvKernels(sgemm, previous), ...blasMatMulKernels(sgemm, previous), ...blasReduceKernels(sgemm, previous)];
   for (const { name, func } of kernels) {
     const old = s.replaced.get(name)!;
     tf.unregisterKernel(name, 'wasm');
