@@ -18,6 +18,7 @@ export {
   BLAS_THREADS_MIN_STEP_MACS,
   countMacsPerSample,
   planCompute,
+  planWith,
   XNN_DATA_PARALLEL_MIN_SHARD_MACS,
 } from './parallel/compute-plan.js';
 export { registerBuiltinModels } from './models/builtin.js';

@@ -6,6 +6,7 @@ import {
   countMacsPerSample,
   createModel,
   planCompute,
+  planWith,
   XNN_DATA_PARALLEL_MIN_SHARD_MACS,
 } from '../src/index.js';
 import { useCpuBackend } from './helpers.js';
@@ -82,20 +83,35 @@ describe('planCompute', () => {
     expect(plan(2, false, edge * 0.99).dataParallel).toBe(1);
   });
 
-  it('with OpenBLAS: data-parallel for big shards, OpenBLAS threads for mid-size steps, one thread for small ones', () => {
-    expect(plan(2, true, (2 * BLAS_DATA_PARALLEL_MIN_SHARD_MACS) / 64)).toMatchObject({ dataParallel: 2, blasThreads: 1 });
-    const mid = BLAS_THREADS_MIN_STEP_MACS / 64;
-    expect(plan(4, true, mid)).toMatchObject({ dataParallel: 1, blasThreads: 4 });
-    expect(plan(2, true, mid * 0.99)).toMatchObject({ dataParallel: 1, blasThreads: 1 });
+  it('with OpenBLAS: data-parallel from its own per-shard threshold (fmnist_cnn and cifar10_cnn at batch 64), one thread below (lenet)', () => {
+    const edge = (2 * BLAS_DATA_PARALLEL_MIN_SHARD_MACS) / 64;
+    expect(plan(2, true, edge)).toMatchObject({ dataParallel: 2, blasThreads: 1 });
+    expect(plan(2, true, edge * 0.99)).toMatchObject({ dataParallel: 1, blasThreads: 1 });
+    expect(plan(2, true, FMNIST_CNN_MACS)).toMatchObject({ dataParallel: 2, blasThreads: 1 });
+    expect(plan(2, true, 58e6)).toMatchObject({ dataParallel: 2, blasThreads: 1 });
+    expect(plan(2, true, LENET_MACS)).toMatchObject({ dataParallel: 1, blasThreads: 1 });
+  });
+
+  it('OpenBLAS threads only where the step reaches their threshold (infinite: measured no faster), or when forced', () => {
+    expect(BLAS_THREADS_MIN_STEP_MACS).toBe(Number.POSITIVE_INFINITY);
+    expect(plan(4, true, 1e12, 64, false)).toMatchObject({ dataParallel: 1, blasThreads: 1 });
+    const input = { threads: 4, blasActive: true, macsPerSample: LENET_MACS, batchSize: 64 };
+    expect(planWith('blas', input)).toMatchObject({ dataParallel: 1, blasThreads: 4 });
+    expect(planWith('blas', { ...input, blasActive: false })).toMatchObject({ dataParallel: 1, blasThreads: 1 });
+    expect(planWith('data', input)).toMatchObject({ dataParallel: 4, blasThreads: 1 });
+    expect(planWith('data', { ...input, dataParallelPossible: false })).toMatchObject({ dataParallel: 1 });
+    expect(planWith('none', { ...input, macsPerSample: 58e6 })).toMatchObject({ dataParallel: 1, blasThreads: 1 });
+    expect(planWith('auto', input)).toEqual(planCompute(input));
   });
 
   it('a run that cannot be split, or a batch too small to split, never gets workers', () => {
-    expect(plan(2, false, 58e6, 64, false).dataParallel).toBe(1);
-    expect(plan(2, true, 58e6, 64, false)).toMatchObject({ dataParallel: 1, blasThreads: 2 });
+    expect(plan(2, false, 58e6, 64, false)).toMatchObject({ dataParallel: 1, blasThreads: 1, reason: expect.stringMatching(/cannot be split/) });
+    expect(plan(2, true, 58e6, 64, false).dataParallel).toBe(1);
     expect(plan(8, false, 58e6, 16).dataParallel).toBe(1);
   });
 
   it('says why', () => {
-    expect(plan(2, true, FMNIST_CNN_MACS).reason).toMatch(/MACs per (step|shard)/);
+    expect(plan(2, true, FMNIST_CNN_MACS).reason).toBe('data-parallel: 135.7 M MACs per shard >= 120.0 M (OpenBLAS)');
+    expect(plan(2, false, LENET_MACS).reason).toBe('one thread: 9.0 M MACs per shard < 100.0 M (XNNPACK)');
   });
 });

@@ -6,13 +6,38 @@
  * model's work per step, so a given seed and thread count always train the same way (and give the
  * same weights).
  *
- * Thresholds (measured with bench/train-throughput, batch 64, 2 cores; see MEASUREMENTS below).
- * A data-parallel step pays a fixed synchronization cost (weights out, gradients back through
- * shared memory, two message round trips, one more tfjs dispatch of every kernel) of a few
- * milliseconds, so it pays when each shard still carries enough multiply-adds; OpenBLAS threads
- * pay only for the GEMM share of a step and only on GEMMs large enough to split.
+ * A data-parallel step pays a fixed synchronization cost (weights out and shard gradients back
+ * through shared memory, two message round trips, the combine and the optimizer step on the main
+ * thread: about 11 ms on simple_cnn, measured) and tfjs's per-kernel cost twice for half the work
+ * each, so it pays when every shard still carries enough multiply-adds. OpenBLAS threads pay only
+ * on the GEMM share of a step (about half of it with the OpenBLAS kernels) and pay OpenBLAS's
+ * thread hand-off on every GEMM.
  *
- * MEASUREMENTS: filled in below from the runs behind the thresholds.
+ * Measurements behind the thresholds (bench/train-throughput, FedModel.train, batch 64, 2 vCPUs,
+ * samples/s of 2 threads over 1 thread on the same kernel path; MACs = forward multiply-adds):
+ *
+ * | model (MACs/sample, per shard of 32) | data-parallel, XNNPACK | data-parallel, OpenBLAS | 2 OpenBLAS threads |
+ * |---|---|---|---|
+ * | lenet (0.28 M, 9 M)        | 0.84x (a) | 0.77x (b), 1.15x (c) | 0.64x (b), 1.34x (c) |
+ * | simple_cnn (4.6 M, 148 M)  | 1.18x (a) | 1.09x (b)            | 0.89x (b)            |
+ * | fmnist_cnn (4.2 M, 136 M)  |           | 0.91x (b), 1.23x (c) | 0.88x (b), 0.98x (c) |
+ * | cifar10_cnn (58 M, 1.9 G)  | 1.92x (a) | 1.44x (b)            | 0.86x (b)            |
+ *
+ * (a) 2026-11-29 21:40 UTC, quiet machine (load average 1.1), patched XNNPACK kernels only.
+ * (b) `npm run bench:train -- --json`, 2026-11-29 22:57-23:01 UTC, threads section at load
+ *     average about 2.5 (the per-engine part before it ran at 8.6).
+ * (c) single runs 23:02-23:04 UTC in moments when no other process used the CPU (system busy
+ *     time minus our own under 0.05 cores), load average 1.6-2.4. lenet's runs are 1-2 s long,
+ *     so its two sources disagree within noise.
+ *
+ * The rule: data-parallel from XNN_DATA_PARALLEL_MIN_SHARD_MACS per shard on XNNPACK (between
+ * lenet's 9 M, a loss, and simple_cnn's 148 M, a gain) and BLAS_DATA_PARALLEL_MIN_SHARD_MACS on
+ * OpenBLAS (its faster kernels leave less work to hide the synchronization behind; fmnist_cnn's
+ * 136 M and simple_cnn's 148 M gained); otherwise one thread. OpenBLAS threads were never faster
+ * than one thread end to end here (0.64-0.98x in the steadier runs), so the automatic rule does
+ * not pick them (BLAS_THREADS_MIN_STEP_MACS is infinite); `parallelism: 'blas'` still forces them,
+ * and a machine where they pay (more cores, less busy siblings) only needs that constant lowered.
+ * The lead reruns bench:train on a quiet machine; if its figures move a threshold, change it here.
  */
 import type * as tfl from '@tensorflow/tfjs-layers';
 
@@ -44,17 +69,16 @@ export type Parallelism = 'auto' | 'data' | 'blas' | 'none';
 
 /**
  * Without OpenBLAS (XNNPACK convolutions): data-parallel from this many forward multiply-adds per
- * shard. lenet (0.28 M MACs/sample, 9 M per shard at batch 64 on 2 threads) ran 0.84x with two
- * threads, simple_cnn (4.6 M, 148 M per shard) 1.18x, cifar10_cnn (58 M, 1.9 G per shard) 1.92x.
+ * shard (lenet's 9 M lost, simple_cnn's 148 M and cifar10_cnn's 1.9 G gained; see above).
  */
 export const XNN_DATA_PARALLEL_MIN_SHARD_MACS = 100e6;
+/** With OpenBLAS kernels: data-parallel from this many multiply-adds per shard (fmnist_cnn's 136 M gained). */
+export const BLAS_DATA_PARALLEL_MIN_SHARD_MACS = 120e6;
 /**
- * With OpenBLAS the same work takes about a third of the time, so the fixed synchronization cost
- * weighs about three times more: data-parallel from this many multiply-adds per shard.
+ * With OpenBLAS, OpenBLAS threads (for a run that is not data-parallel) from this many
+ * multiply-adds per step: infinite, as they were measured no faster than one thread (see above).
  */
-export const BLAS_DATA_PARALLEL_MIN_SHARD_MACS = 300e6;
-/** With OpenBLAS, threaded GEMMs from this many multiply-adds per step (smaller GEMMs do not split well). */
-export const BLAS_THREADS_MIN_STEP_MACS = 50e6;
+export const BLAS_THREADS_MIN_STEP_MACS = Number.POSITIVE_INFINITY;
 /** A shard smaller than this many samples is not worth a worker. */
 const MIN_SHARD_SAMPLES = 8;
 
@@ -67,20 +91,17 @@ export function planCompute(input: ComputePlanInput): ComputePlan {
   const stepMacs = input.macsPerSample * input.batchSize;
   const shardMacs = stepMacs / threads;
   const splittable = (input.dataParallelPossible ?? true) && input.batchSize >= threads * MIN_SHARD_SAMPLES;
+  const kernels = input.blasActive ? 'OpenBLAS' : 'XNNPACK';
+  const minShard = input.blasActive ? BLAS_DATA_PARALLEL_MIN_SHARD_MACS : XNN_DATA_PARALLEL_MIN_SHARD_MACS;
   const mega = (v: number): string => `${(v / 1e6).toFixed(1)} M`;
-  if (!input.blasActive) {
-    if (splittable && shardMacs >= XNN_DATA_PARALLEL_MIN_SHARD_MACS) {
-      return { dataParallel: threads, blasThreads: 1, reason: `data-parallel: ${mega(shardMacs)} MACs per shard >= ${mega(XNN_DATA_PARALLEL_MIN_SHARD_MACS)} (no OpenBLAS)` };
-    }
-    return single(`one thread: ${mega(shardMacs)} MACs per shard < ${mega(XNN_DATA_PARALLEL_MIN_SHARD_MACS)}, or the run cannot be split (no OpenBLAS)`);
+  if (splittable && shardMacs >= minShard) {
+    return { dataParallel: threads, blasThreads: 1, reason: `data-parallel: ${mega(shardMacs)} MACs per shard >= ${mega(minShard)} (${kernels})` };
   }
-  if (splittable && shardMacs >= BLAS_DATA_PARALLEL_MIN_SHARD_MACS) {
-    return { dataParallel: threads, blasThreads: 1, reason: `data-parallel: ${mega(shardMacs)} MACs per shard >= ${mega(BLAS_DATA_PARALLEL_MIN_SHARD_MACS)} (OpenBLAS)` };
-  }
-  if (stepMacs >= BLAS_THREADS_MIN_STEP_MACS) {
+  if (input.blasActive && stepMacs >= BLAS_THREADS_MIN_STEP_MACS) {
     return { dataParallel: 1, blasThreads: threads, reason: `OpenBLAS threads: ${mega(stepMacs)} MACs per step >= ${mega(BLAS_THREADS_MIN_STEP_MACS)}` };
   }
-  return single(`one thread: ${mega(stepMacs)} MACs per step < ${mega(BLAS_THREADS_MIN_STEP_MACS)} (OpenBLAS)`);
+  const why = splittable ? `${mega(shardMacs)} MACs per shard < ${mega(minShard)}` : 'the run cannot be split across workers';
+  return single(`one thread: ${why} (${kernels})`);
 }
 
 /** `parallelism` applied to `input`: 'auto' is planCompute, the others force their plan. */
