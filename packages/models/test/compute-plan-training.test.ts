@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blasStatus, countMacsPerSample, createModel, planCompute, type FedModel, type Parallelism, type TrainOptions } from '../src/index.js';
+import { blasStatus, countMacsPerSample, createModel, enableBlasKernels, LearnerPool, planCompute, type FedModel, type Parallelism, type TrainOptions } from '../src/index.js';
 import { initWasmBackend } from '../src/wasm/index.js';
 import { blobs } from './helpers.js';
 
@@ -73,6 +73,29 @@ describe('FedModel.train: the compute plan', () => {
     const m = model('lenet');
     const r = await m.train(blobs(64, [28, 28, 1], 10, 3), opts({ threads: 2, parallelism: 'data', stepHooks: [{}] }));
     expect(r.plan?.dataParallel).toBe(1);
+  });
+
+  it('workers take this thread\'s kernel path: with OpenBLAS off here, a pool worker trains bit-identically to this thread', async () => {
+    // fmnist_cnn's 32- and 64-channel convolutions run on OpenBLAS when it is on, so a worker on
+    // the other path would give other bits. Without OpenBLAS both paths are XNNPACK anyway.
+    enableBlasKernels('off');
+    try {
+      const m = model('fmnist_cnn');
+      const data = blobs(64, [28, 28, 1], 10, 6);
+      const start = m.getWeights();
+      await m.train(data, opts({ threads: 1 }));
+      const here = m.getWeights();
+      m.setWeights(start);
+      const pool = await LearnerPool.start(m, 1);
+      try {
+        await pool.train(m, data, opts({ threads: 1 }));
+      } finally {
+        await pool.close();
+      }
+      expect(same(m.getWeights(), here)).toBe(true);
+    } finally {
+      enableBlasKernels('auto');
+    }
   });
 
   it('rejects an unknown parallelism naming the option', async () => {

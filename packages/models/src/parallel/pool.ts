@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { blasStatus } from '../blas/openblas.js';
 import type { DataSource } from '../types.js';
 import type { EvalMessage, StepMessage, TrainMessage, WorkerInit, WorkerMessage } from './protocol.js';
 import type { ShardOutcome } from './shard.js';
@@ -79,7 +80,9 @@ export class TrainWorkerPool {
     const weightsBuf = new SharedArrayBuffer(numParams * 4);
     const outBufs = Array.from({ length: size }, () => new SharedArrayBuffer(numParams * 4));
     const entry = workerEntry();
-    const workers = outBufs.map((out) => new Worker(entry, { workerData: { modelJson, weights: weightsBuf, out } satisfies WorkerInit }));
+    // The workers take this thread's kernel path (learner.args.blas may have turned OpenBLAS off here).
+    const blas = blasStatus().active;
+    const workers = outBufs.map((out) => new Worker(entry, { workerData: { modelJson, weights: weightsBuf, out, blas } satisfies WorkerInit }));
     const cleanups: Array<() => void> = [];
     const ready = workers.map(
       (w) =>

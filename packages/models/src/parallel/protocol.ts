@@ -10,6 +10,8 @@ export interface WorkerInit {
   weights: SharedArrayBuffer;
   /** This worker's shared output: shard gradient (trainable) and statistics (non-trainable). */
   out: SharedArrayBuffer;
+  /** Whether the main thread runs the OpenBLAS kernels: every worker runs the same kernel path. */
+  blas: boolean;
 }
 
 /** One shard of one step. */

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { disposeBatch, makeBatch } from '../batching.js';
+import { enableBlasKernels } from '../blas/openblas.js';
 import { initWasmBackend } from '../wasm/index.js';
 import type { DataSource } from '../types.js';
 import { FedModel } from '../fed-model.js';
@@ -29,6 +30,7 @@ interface Replica {
 
 async function start(init: WorkerInit): Promise<Replica> {
   await initWasmBackend();
+  enableBlasKernels(init.blas ? 'on' : 'off');
   const model = await tfl.models.modelFromJSON({ modelTopology: JSON.parse(init.modelJson) as tf.io.ModelJSON['modelTopology'] });
   const refs = weightRefs(model);
   return {
