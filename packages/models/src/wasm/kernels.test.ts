@@ -4,7 +4,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { filterGradMode, gemmBlockFloats } from './conv-grad-kernels.js';
+import { loadBlas } from '../blas/library.js';
 import { enableBlasKernels } from '../blas/openblas.js';
+import { BATCH_NORM_GRAD_KERNEL } from './batchnorm-grad.js';
 import { initWasmBackend, skipInputGradient } from './index.js';
 
 type Attrs = Record<string, unknown>;
@@ -311,6 +313,95 @@ describe('patched wasm matmul', () => {
     results.forEach((r, i) => r.v.forEach((v, k) => (max = Math.max(max, Number.isNaN(v) ? Infinity : Math.abs(v - expected[i]![k]!)))));
     report('BatchMatMul reshaped reuse', [max]);
     expect(max).toBeLessThan(1e-5);
+  });
+});
+
+describe('fused FusedBatchNorm gradient (patched wasm)', () => {
+  // Always with a scale: tfjs-core 4.22 cannot differentiate FusedBatchNorm without one (it saves
+  // the missing input for the backward pass and fails, on every backend).
+  interface BnCase {
+    shape: number[];
+    /** Statistics, scale and offset of x's shape instead of [C]: tfjs-core's gradient runs. */
+    fullStats?: boolean;
+  }
+  const cases: BnCase[] = [
+    { shape: [5, 7, 3, 6] },
+    { shape: [1, 9, 11, 5] },
+    { shape: [5, 4, 5, 33] },
+    { shape: [64, 8, 8, 16] },
+    { shape: [3, 5] },
+    { shape: [2, 3, 4, 5], fullStats: true },
+  ];
+  const statShape = (c: BnCase): number[] => (c.fullStats === true ? c.shape : [c.shape.at(-1)!]);
+  const stats = (c: BnCase, xv: tf.Tensor): { mean: tf.Tensor; variance: tf.Tensor } => {
+    const { mean, variance } = tf.moments(xv, c.shape.slice(0, -1).map((_, i) => i), c.fullStats === true);
+    return c.fullStats === true ? { mean: tf.broadcastTo(mean, c.shape), variance: tf.broadcastTo(variance, c.shape) } : { mean, variance };
+  };
+
+  /**
+   * Gradients of sum(batchNorm(x) * w) with respect to x, scale and offset, with the statistics
+   * from tf.moments inside the differentiated function (as tfjs-layers' batchNormalization in
+   * training).
+   */
+  function bnGrads(backend: string, c: BnCase, seed: number): Float32Array[] {
+    tf.setBackend(backend);
+    const n = tf.util.sizeFromShape(c.shape);
+    const x = tf.tensor(values(n, seed), c.shape);
+    const w = tf.tensor(values(n, seed + 1), c.shape);
+    const k = tf.util.sizeFromShape(statShape(c));
+    const scale = tf.add(tf.tensor(values(k, seed + 2), statShape(c)), 1.5);
+    const offset = tf.tensor(values(k, seed + 3), statShape(c));
+    const loss = (xv: tf.Tensor, sv: tf.Tensor, ov: tf.Tensor): tf.Scalar => {
+      const { mean, variance } = stats(c, xv);
+      return tf.sum(tf.mul(tf.batchNorm(xv, mean, variance, ov, sv, 1e-3), w));
+    };
+    const grads = tf.grads(loss)([x, scale, offset]);
+    const out = grads.map((g) => Float32Array.from(g.dataSync() as Float32Array));
+    tf.dispose([x, w, scale, offset, ...grads]);
+    return out;
+  }
+
+  async function kernelsOf(c: BnCase): Promise<string[]> {
+    tf.setBackend('wasm');
+    const x = tf.tensor(values(tf.util.sizeFromShape(c.shape), 1), c.shape);
+    const profile = await tf.profile(() => {
+      const g = tf.grad((xv: tf.Tensor) => {
+        const { mean, variance } = stats(c, xv);
+        return tf.sum(tf.batchNorm(xv, mean, variance, tf.zeros(statShape(c)), tf.ones(statShape(c)), 1e-3));
+      })(x);
+      return g;
+    });
+    x.dispose();
+    return profile.kernelNames;
+  }
+
+  function maxRelDiff(want: Float32Array[], got: Float32Array[]): number {
+    let worst = 0;
+    want.forEach((w, i) => {
+      const mag = Math.max(1, ...Array.from(w, Math.abs));
+      w.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - got[i]![k]!) / mag)));
+    });
+    return worst;
+  }
+
+  it('gives the cpu backend\'s dx, dScale and dOffset through tf.moments, batch 1, 5 and 64, rank 2 and 4, odd sizes, OpenBLAS off and on', () => {
+    const modes: ('off' | 'on')[] = loadBlas().ok ? ['off', 'on'] : ['off'];
+    const diffs: number[] = [];
+    try {
+      for (const mode of modes) {
+        enableBlasKernels(mode);
+        cases.forEach((c, i) => diffs.push(maxRelDiff(bnGrads('cpu', c, 40 + i), bnGrads('wasm', c, 40 + i))));
+      }
+    } finally {
+      enableBlasKernels('off');
+    }
+    report('FusedBatchNorm gradient', diffs);
+    expect(Math.max(...diffs)).toBeLessThan(1e-4);
+  });
+
+  it('runs as one kernel for per-channel statistics and leaves other statistics to tfjs-core\'s gradient', async () => {
+    expect(await kernelsOf(cases[0]!)).toContain(BATCH_NORM_GRAD_KERNEL);
+    expect(await kernelsOf(cases[5]!)).not.toContain(BATCH_NORM_GRAD_KERNEL);
   });
 });
 

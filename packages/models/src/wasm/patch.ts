@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 // The stock wasm kernels must be registered before they are looked up and wrapped.
 import '@tensorflow/tfjs-backend-wasm';
+import { batchNormGradKernel, installBatchNormGradient } from './batchnorm-grad.js';
 import { convGradKernels } from './conv-grad-kernels.js';
 import { inputGradKernels } from './input-grad-kernels.js';
 import { matMulKernels } from './matmul-kernels.js';
@@ -53,7 +54,8 @@ function state(): PatchState {
  */
 export function registerPatchedWasmKernels(): void {
   const s = state();
-  if (s.installed) return;
+  // The FusedBatchNorm gradient may have been registered (by tfjs-layers) after the kernels.
+  if (s.installed) return installBatchNormGradient();
   for (const name of PATCHED_WASM_KERNELS) {
     const cfg = tf.getKernel(name, 'wasm');
     if (cfg != null) s.stock.set(name, cfg);
@@ -67,5 +69,7 @@ export function registerPatchedWasmKernels(): void {
     // because the patched kernels fall back to or wrap the stock function.
     tf.registerKernel(old?.setupFunc != null ? { ...cfg, setupFunc: old.setupFunc } : cfg);
   }
+  tf.registerKernel(batchNormGradKernel());
   s.installed = true;
+  installBatchNormGradient();
 }
