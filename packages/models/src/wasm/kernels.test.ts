@@ -316,6 +316,37 @@ describe('patched wasm matmul', () => {
   });
 });
 
+describe('patched wasm Cast', () => {
+  it('shares the data for a cast to the same dtype (the result outlives its input) and converts like cpu otherwise', () => {
+    tf.setBackend('wasm');
+    const x = tf.tensor(values(35, 7), [5, 7]);
+    const want = Float32Array.from(x.dataSync() as Float32Array);
+    const same = tf.cast(x, 'float32');
+    x.dispose();
+    expect(Float32Array.from(same.dataSync() as Float32Array)).toEqual(want);
+    same.dispose();
+    const conversions: ['float32' | 'int32' | 'bool', 'float32' | 'int32' | 'bool'][] = [
+      ['float32', 'int32'],
+      ['int32', 'float32'],
+      // float32 -> bool is left out: stock wasm's Cast truncates (1.7 -> 1, 0.3 -> 0, -1 -> 255)
+      // where cpu gives x != 0; the patch leaves real conversions to it, unchanged.
+      ['bool', 'float32'],
+      ['int32', 'int32'],
+    ];
+    for (const [from, to] of conversions) {
+      const run = (backend: string): number[] => {
+        tf.setBackend(backend);
+        return tf.tidy(() => {
+          const v = Array.from(values(13, 9), (a) => a * 3);
+          const src = from === 'bool' ? tf.greater(tf.tensor(v), 0) : tf.tensor(v, [13], from);
+          return Array.from(tf.cast(src, to).dataSync());
+        });
+      };
+      expect(run('wasm'), `${from} -> ${to}`).toEqual(run('cpu'));
+    }
+  });
+});
+
 describe('fused FusedBatchNorm gradient (patched wasm)', () => {
   // Always with a scale: tfjs-core 4.22 cannot differentiate FusedBatchNorm without one (it saves
   // the missing input for the backward pass and fails, on every backend).

@@ -26,6 +26,7 @@ export const PATCHED_WASM_KERNELS: readonly string[] = [
   'Identity',
   'Conv2D',
   'FusedConv2D',
+  'Cast',
 ];
 
 interface PatchState {
@@ -61,7 +62,7 @@ export function registerPatchedWasmKernels(): void {
     if (cfg != null) s.stock.set(name, cfg);
   }
   const stock = (name: string): KernelConfig | undefined => s.stock.get(name);
-  const configs = [...convGradKernels(stock), ...poolTileKernels(), ...matMulKernels(stock), ...reduceKernels(stock), ...inputGradKernels(stock)];
+  const configs = [...convGradKernels(stock), ...poolTileKernels(stock), ...matMulKernels(stock), ...reduceKernels(stock), ...inputGradKernels(stock)];
   for (const cfg of configs) {
     const old = s.stock.get(cfg.kernelName);
     if (old != null) tf.unregisterKernel(cfg.kernelName, 'wasm');

@@ -2,10 +2,11 @@
  * JS kernels that work directly on the wasm heap where the stock kernel is wrong or slow:
  * MaxPoolGrad (stock misroutes the gradient when a window's maximum is negative; non-overlapping
  * windows, the usual 2x2/2 pooling, take a single-pass path with no per-window buffers) and Tile
- * (stock is an element-by-element loop; here contiguous runs are block-copied).
+ * (stock is an element-by-element loop; here contiguous runs are block-copied), and Cast to the
+ * same dtype (stock copies; here the data is shared).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { DataId, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { asWasm, f32Index } from './wasm-internals.js';
 import type { KernelArgs, WasmBackendInternals } from './wasm-internals.js';
 
@@ -232,10 +233,28 @@ function tile(args: KernelArgs): TensorInfo {
   return out;
 }
 
-/** Kernel configs for MaxPoolGrad and Tile. */
-export function poolTileKernels(): KernelConfig[] {
+/**
+ * Cast to the dtype x already has shares x's data (reference-counted, as the patched Identity):
+ * tfjs-core's relu gradient casts step(x), already float32, to float32 on every layer and step,
+ * and stock wasm copies it. Real conversions go to the stock kernel.
+ */
+function cast(stock: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const x = args.inputs['x']!;
+    const dtype = ((args.attrs ?? {}) as Record<string, unknown>)['dtype'];
+    if (dtype !== x.dtype || x.dtype === 'string' || x.dtype === 'complex64') return stock(args as never) as TensorInfo;
+    (args.backend as { incRef(dataId: DataId): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
+  }) as unknown as KernelFunc;
+}
+
+/** Kernel configs for MaxPoolGrad, Tile and Cast (wrapping stock Cast). */
+export function poolTileKernels(stock: (name: string) => KernelConfig | undefined): KernelConfig[] {
+  const stockCast = stock('Cast');
+  if (stockCast == null) throw new Error("patched wasm: stock wasm kernel 'Cast' is missing; expected tfjs-backend-wasm 4.22.0");
   return [
     { kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: maxPoolGrad as unknown as KernelFunc },
     { kernelName: 'Tile', backendName: 'wasm', kernelFunc: tile as unknown as KernelFunc },
+    { kernelName: 'Cast', backendName: 'wasm', kernelFunc: cast(stockCast.kernelFunc) },
   ];
 }
