@@ -164,7 +164,7 @@ export const nodeConfigSchema: Readonly<Schema> = {
           weight_decay: { type: 'number', minimum: 0, default: 0 },
           device: { type: 'string', pattern: DEVICE_PATTERN, default: 'auto', description: 'auto, cpu, cuda or cuda:N.' },
           local_epochs: int(1, undefined, "Overrides the trainer's local_epochs."),
-          threads: int(1, undefined, "Threads a learner trains with (data-parallel on the wasm backend); default: the machine's available parallelism."),
+          threads: int(1, undefined, "Cores a learner trains and evaluates with (spent as data-parallel workers or one thread, chosen per model: docs/configuration.md); default: the machine's available parallelism."),
           blas: {
             ...enumOf(['auto', 'on', 'off']),
             description:
