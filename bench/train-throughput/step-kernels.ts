@@ -14,7 +14,7 @@
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { enableBlasKernels, setBlasThreads } from '../../packages/models/src/blas/openblas.js';
-import { BATCH_NORM_GRAD_KERNEL } from '../../packages/models/src/wasm/batchnorm-grad.js';
+import { BATCH_NORM_GRAD_KERNEL } from '../../packages/models/src/wasm/batch-norm.js';
 import { initWasmBackend, skipInputGradient } from '../../packages/models/src/wasm/index.js';
 import { BENCH_MODELS, buildBenchModel, INPUT_SHAPE } from './models.js';
 import type { BenchModelName } from './models.js';

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { filterGradMode, gemmBlockFloats } from './conv-grad-kernels.js';
 import { loadBlas } from '../blas/library.js';
 import { enableBlasKernels } from '../blas/openblas.js';
-import { BATCH_NORM_GRAD_KERNEL } from './batchnorm-grad.js';
+import { BATCH_NORM_GRAD_KERNEL } from './batch-norm.js';
 import { initWasmBackend, skipInputGradient } from './index.js';
 
 type Attrs = Record<string, unknown>;
@@ -414,6 +414,33 @@ describe('fused FusedBatchNorm gradient (patched wasm)', () => {
     });
     return worst;
   }
+
+  it('forward: matches cpu for per-channel statistics with and without scale/offset, batch 1 and 5, rank 2 and 4, and for full-shape statistics (stock kernel)', () => {
+    const fwd: { shape: number[]; scale: boolean; offset: boolean; full?: boolean }[] = [
+      { shape: [5, 7, 3, 6], scale: true, offset: true },
+      { shape: [1, 9, 11, 5], scale: false, offset: true },
+      { shape: [5, 4, 5, 33], scale: true, offset: false },
+      { shape: [3, 5], scale: false, offset: false },
+      { shape: [2, 3, 4, 5], scale: true, offset: true, full: true },
+    ];
+    const diffs = fwd.map((c, i) => {
+      const run = (backend: string): Float32Array => {
+        tf.setBackend(backend);
+        return tf.tidy(() => {
+          const k = c.full === true ? tf.util.sizeFromShape(c.shape) : c.shape.at(-1)!;
+          const vec = (seed: number, shift: number): tf.Tensor => tf.add(tf.tensor(values(k, seed), c.full === true ? c.shape : [k]), shift);
+          const x = tf.mul(tf.tensor(values(tf.util.sizeFromShape(c.shape), 60 + i), c.shape), 3);
+          const y = tf.batchNorm(x, vec(61 + i, 0.5), vec(62 + i, 1.5), c.offset ? vec(63 + i, 0) : undefined, c.scale ? vec(64 + i, 0) : undefined, 1e-3);
+          return Float32Array.from(y.dataSync() as Float32Array);
+        });
+      };
+      const want = run('cpu');
+      const got = run('wasm');
+      return Math.max(...Array.from(want, (v, k) => Math.abs(v - got[k]!)));
+    });
+    report('FusedBatchNorm forward', diffs);
+    expect(Math.max(...diffs)).toBeLessThan(1e-5);
+  });
 
   it('gives the cpu backend\'s dx, dScale and dOffset through tf.moments, batch 1, 5 and 64, rank 2 and 4, odd sizes, OpenBLAS off and on', () => {
     const modes: ('off' | 'on')[] = loadBlas().ok ? ['off', 'on'] : ['off'];

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 // The stock wasm kernels must be registered before they are looked up and wrapped.
 import '@tensorflow/tfjs-backend-wasm';
-import { batchNormGradKernel, installBatchNormGradient } from './batchnorm-grad.js';
+import { batchNormGradKernel, batchNormKernel, installBatchNormGradient } from './batch-norm.js';
 import { convGradKernels } from './conv-grad-kernels.js';
 import { inputGradKernels } from './input-grad-kernels.js';
 import { matMulKernels } from './matmul-kernels.js';
@@ -27,6 +27,7 @@ export const PATCHED_WASM_KERNELS: readonly string[] = [
   'Conv2D',
   'FusedConv2D',
   'Cast',
+  'FusedBatchNorm',
 ];
 
 interface PatchState {
@@ -62,7 +63,7 @@ export function registerPatchedWasmKernels(): void {
     if (cfg != null) s.stock.set(name, cfg);
   }
   const stock = (name: string): KernelConfig | undefined => s.stock.get(name);
-  const configs = [...convGradKernels(stock), ...poolTileKernels(stock), ...matMulKernels(stock), ...reduceKernels(stock), ...inputGradKernels(stock)];
+  const configs = [...convGradKernels(stock), ...poolTileKernels(stock), ...matMulKernels(stock), ...reduceKernels(stock), ...inputGradKernels(stock), batchNormKernel(stock)];
   for (const cfg of configs) {
     const old = s.stock.get(cfg.kernelName);
     if (old != null) tf.unregisterKernel(cfg.kernelName, 'wasm');
