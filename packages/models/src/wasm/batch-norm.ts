@@ -16,7 +16,8 @@
  *   dx = dy * scale * invStd,           invStd = 1 / sqrt(variance + epsilon).
  * The gradient of FusedBatchNorm is re-registered with a wrapper that takes this path on 'wasm'
  * for channel-vector statistics (what tfjs-layers' batchNormalization passes) and calls
- * tfjs-core's gradient everywhere else.
+ * tfjs-core's gradient everywhere else. The Mean gradient (tf.moments' backward pass) is wrapped
+ * likewise (meanGradConfig).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
@@ -138,17 +139,44 @@ function fusedGradConfig(original: GradConfig): GradConfig {
   };
 }
 
-const KEY = Symbol.for('oiafed.models.fusedBatchNormGrad');
+/**
+ * The Mean gradient on wasm: dy / n broadcast over the reduced axes by Tile (the patched kernel
+ * copies whole runs). tfjs-core's builds ones(x.shape), multiplies dy into it and divides by n:
+ * three passes over x's size, taken twice per batch-norm layer by tf.moments. The values are the
+ * same bit for bit ((dy * 1) / n = dy / n).
+ */
+function meanGradConfig(original: GradConfig): GradConfig {
+  return {
+    ...original,
+    gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
+      const x = saved[0]!;
+      const d = dy as Tensor;
+      if (tf.getBackend() !== 'wasm' || x.dtype !== 'float32' || d.dtype !== 'float32') return original.gradFunc(dy, saved, attrs);
+      const axes = tf.util.parseAxisParam(attrs['axis'] as number | number[], x.shape);
+      const expanded = x.shape.map((n, i) => (axes.includes(i) ? 1 : n));
+      const reps = x.shape.map((n, i) => (axes.includes(i) ? n : 1));
+      const n = axes.reduce((p, a) => p * x.shape[a]!, 1);
+      return { x: () => tf.tile(tf.div(tf.reshape(d, expanded), n), reps) };
+    },
+  };
+}
+
+const KEYS = { FusedBatchNorm: Symbol.for('oiafed.models.fusedBatchNormGrad'), Mean: Symbol.for('oiafed.models.meanGrad') };
+
+/** Wraps the registered gradient of `name` with `wrap`, once (a no-op while none is registered). */
+function wrapGradient(name: keyof typeof KEYS, wrap: (original: GradConfig) => GradConfig): void {
+  const current = tf.getGradient(name);
+  const g = globalThis as Record<symbol, GradConfig | undefined>;
+  if (current == null || current === g[KEYS[name]]) return;
+  g[KEYS[name]] = wrap(current);
+  tf.registerGradient(g[KEYS[name]]!);
+}
 
 /**
- * Wraps the registered FusedBatchNorm gradient (tfjs-core's, registered when tfjs-core's
- * gradients are loaded, as tfjs-layers does) with the fused wasm path. Idempotent; a no-op while
- * no gradient is registered.
+ * Wraps the registered FusedBatchNorm and Mean gradients (tfjs-core's, registered when its
+ * gradients are loaded, as tfjs-layers does) with the wasm paths above. Idempotent.
  */
 export function installBatchNormGradient(): void {
-  const current = tf.getGradient('FusedBatchNorm');
-  const g = globalThis as Record<symbol, GradConfig | undefined>;
-  if (current == null || current === g[KEY]) return;
-  g[KEY] = fusedGradConfig(current);
-  tf.registerGradient(g[KEY]);
+  wrapGradient('FusedBatchNorm', fusedGradConfig);
+  wrapGradient('Mean', meanGradConfig);
 }

@@ -457,6 +457,28 @@ describe('fused FusedBatchNorm gradient (patched wasm)', () => {
     expect(Math.max(...diffs)).toBeLessThan(1e-4);
   });
 
+  it('Mean gradient (tf.moments backward): dy / n broadcast by Tile, bit-identical to cpu, any axes and keepDims', () => {
+    const cases: [number[], number | number[], boolean][] = [
+      [[5, 7, 3, 6], [0, 1, 2], false],
+      [[1, 9, 11, 5], [0, 1, 2], true],
+      [[4, 6], 0, false],
+      [[3, 4, 5], [1], true],
+      [[3, 4, 5], [0, 2], false],
+      [[2, 3, 4], [0, 1, 2], false],
+    ];
+    for (const [shape, axis, keepDims] of cases) {
+      const grad = (backend: string): number[] => {
+        tf.setBackend(backend);
+        return tf.tidy(() => {
+          const x = tf.tensor(values(tf.util.sizeFromShape(shape), 70), shape);
+          const w = tf.tensor(values(tf.util.sizeFromShape(tf.mean(x, axis, keepDims).shape), 71), tf.mean(x, axis, keepDims).shape);
+          return Array.from(tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.mean(v, axis, keepDims), w)))(x).dataSync());
+        });
+      };
+      expect(grad('wasm'), `${shape} axis ${String(axis)}`).toEqual(grad('cpu'));
+    }
+  });
+
   it('runs as one kernel for per-channel statistics and leaves other statistics to tfjs-core\'s gradient', async () => {
     expect(await kernelsOf(cases[0]!)).toContain(BATCH_NORM_GRAD_KERNEL);
     expect(await kernelsOf(cases[5]!)).not.toContain(BATCH_NORM_GRAD_KERNEL);
