@@ -18,10 +18,10 @@
  *
  * | model (MACs/sample, per shard of 32) | data-parallel, XNNPACK | data-parallel, OpenBLAS | 2 OpenBLAS threads |
  * |---|---|---|---|
- * | lenet (0.28 M, 9 M)        | 0.84x (a) | 0.77x (b), 1.15x (c) | 0.64x (b), 1.34x (c) |
- * | simple_cnn (4.6 M, 148 M)  | 1.18x (a), 1.47x (c) | 1.09x (b), 1.44x (c) | 0.89x (b), 0.82x (c) |
- * | fmnist_cnn (4.2 M, 136 M)  |           | 0.91x (b), 1.23x and 1.05x (c) | 0.88x (b), 0.98x and 0.81x (c) |
- * | cifar10_cnn (58 M, 1.9 G)  | 1.92x (a) | 1.44x (b)            | 0.86x (b)            |
+ * | lenet (0.28 M, 9 M)        | 0.84x (a) | 0.77x (b), 1.15x (c), 1.22x (d) | 0.64x (b), 1.34x (c), 1.13x (d) |
+ * | simple_cnn (4.6 M, 148 M)  | 1.18x (a), 1.47x (c) | 1.09x (b), 1.44x (c), 1.40x (d) | 0.89x (b), 0.82x (c), 0.93x (d) |
+ * | fmnist_cnn (4.2 M, 136 M)  |           | 0.91x (b), 1.23x and 1.05x (c), 1.14x (d) | 0.88x (b), 0.98x and 0.81x (c), 0.93x (d) |
+ * | cifar10_cnn (58 M, 1.9 G)  | 1.92x (a) | 1.44x (b), 1.70x (d) | 0.86x (b), 1.35x (d) |
  *
  * (a) 2026-11-29 21:40 UTC, quiet machine (load average 1.1), patched XNNPACK kernels only.
  * (b) `npm run bench:train -- --json`, 2026-11-29 22:57-23:01 UTC, threads section at load
@@ -30,6 +30,10 @@
  *     time minus our own under 0.1 cores), load average 1.6-5.8. lenet's runs are 1-2 s long,
  *     so its two sources disagree within noise. With another process on half a core the same
  *     configurations lost (simple_cnn data-parallel on OpenBLAS 0.62x): 2 vCPUs leave no slack.
+ * (d) `npm run bench:train -- --json`, 2026-11-29 23:30-23:33 UTC, quiet machine (load average
+ *     1.8 -> 1.75, nothing else running), after the OpenBLAS Sum/Mean, max-pool-gradient and
+ *     batch-norm kernels: data-parallel on OpenBLAS is the best plan on every model; lenet's
+ *     1.22x is a 1-2 s window and lost under load in (b), so lenet stays on one thread.
  *
  * The rule: data-parallel from XNN_DATA_PARALLEL_MIN_SHARD_MACS per shard on XNNPACK (between
  * lenet's 9 M, a loss, and simple_cnn's 148 M, a gain) and BLAS_DATA_PARALLEL_MIN_SHARD_MACS on
