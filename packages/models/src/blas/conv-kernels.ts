@@ -15,14 +15,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { inputGradientUnneeded, noteForward, zeros } from '../wasm/input-grad-kernels.js';
-import { asWasm, f32Index } from '../wasm/wasm-internals.js';
-import type { KernelArgs, WasmBackendInternals } from '../wasm/wasm-internals.js';
+import { asWasm, f32Index, nhwcConv2DInfo } from '../wasm/wasm-internals.js';
+import type { ConvPad, KernelArgs, WasmBackendInternals } from '../wasm/wasm-internals.js';
 import { addBiasActivate, fusedEpilogue } from './epilogue.js';
 import { col2imAdd, im2col, imagesPerBlock, scratch } from './im2col.js';
 import type { ConvInfo } from './im2col.js';
 import type { Sgemm } from './library.js';
-
-type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 
 /** Conv geometry, or null for what this path does not handle (so the caller falls back). */
 function convInfo(xShape: number[], filterShape: number[], attrs: Record<string, unknown>): ConvInfo | null {
@@ -33,16 +31,7 @@ function convInfo(xShape: number[], filterShape: number[], attrs: Record<string,
   if (xShape.length !== 4 || filterShape.length !== 4) return null;
   // Empty tensors: OpenBLAS rejects zero leading dimensions; the previous kernel copes.
   if ([...xShape, ...filterShape].some((d) => d === 0)) return null;
-  return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs['strides'] as number | [number, number],
-    1,
-    attrs['pad'] as Pad,
-    attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
-    false,
-    'channelsLast',
-  );
+  return nhwcConv2DInfo(xShape, filterShape, attrs);
 }
 
 const kOf = (info: ConvInfo): number => info.filterHeight * info.filterWidth * info.inChannels;
@@ -170,7 +159,7 @@ function inputGradAsConv(info: ConvInfo): ConvInfo | null {
   const bottom = H + kh - 1 - Ho - top;
   const right = W + kw - 1 - Wo - left;
   if (Math.min(top, left, bottom, right) < 0) return null;
-  const pad: Pad = [[0, 0], [top, bottom], [left, right], [0, 0]];
+  const pad: ConvPad = [[0, 0], [top, bottom], [left, right], [0, 0]];
   const dInfo = tf.backend_util.computeConv2DInfo([info.batchSize, Ho, Wo, info.outChannels], [kh, kw, info.outChannels, info.inChannels], 1, 1, pad, undefined, false, 'channelsLast');
   return dInfo.outHeight === H && dInfo.outWidth === W ? dInfo : null;
 }

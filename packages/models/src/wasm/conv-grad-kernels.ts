@@ -5,13 +5,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { inputGradientUnneeded, zeros } from './input-grad-kernels.js';
-import { asWasm, f32Index, free, run, transpose } from './wasm-internals.js';
-import type { KernelArgs, WasmBackendInternals } from './wasm-internals.js';
+import { asWasm, f32Index, free, nhwcConv2DInfo, run, transpose } from './wasm-internals.js';
+import type { ConvPad, KernelArgs, WasmBackendInternals } from './wasm-internals.js';
 
-type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Info = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
-function explicitPad(top: number, bottom: number, left: number, right: number): Pad {
+function explicitPad(top: number, bottom: number, left: number, right: number): ConvPad {
   return [
     [0, 0],
     [top, bottom],
@@ -25,16 +24,7 @@ function convInfo(xShape: number[], filterShape: number[], attrs: Record<string,
   if (dataFormat !== 'NHWC') {
     throw new Error(`patched wasm ${kernel}: dataFormat '${dataFormat}' is not supported, expected 'NHWC'`);
   }
-  return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs['strides'] as number | [number, number],
-    1,
-    attrs['pad'] as Pad,
-    attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
-    false,
-    'channelsLast',
-  );
+  return nhwcConv2DInfo(xShape, filterShape, attrs);
 }
 
 let stockBatchMatMul: KernelFunc | null = null;

@@ -90,3 +90,20 @@ export function copy(backend: WasmBackendInternals, x: TensorInfo, shape: number
 export function free(backend: WasmBackendInternals, ...ts: (TensorInfo | null | undefined)[]): void {
   for (const t of ts) if (t != null) backend.disposeData(t.dataId);
 }
+
+/** Padding as tfjs's conv attrs give it: a mode, one number, or explicit [[0,0],[t,b],[l,r],[0,0]]. */
+export type ConvPad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+/** Conv2D geometry of an NHWC convolution with dilation 1 from a kernel's attrs (strides, pad, dimRoundingMode). */
+export function nhwcConv2DInfo(xShape: number[], filterShape: number[], attrs: Record<string, unknown>): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs['strides'] as number | [number, number],
+    1,
+    attrs['pad'] as ConvPad,
+    attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+    false,
+    'channelsLast',
+  );
+}
