@@ -8,6 +8,7 @@ generic BLAS through the system OpenBLAS once libopenblas0-pthread is installed 
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -17,6 +18,10 @@ try:
 except ImportError:
     print(json.dumps({"error": "torch is not installed (apt-get install -y python3-torch)"}))
     sys.exit(3)
+
+# bench:federation's CNN, defined (and initialized as the fmnist_cnn builtin is) in one place.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "federation"))
+from federation_torch import build as build_fmnist_cnn  # noqa: E402
 
 
 def build(name):
@@ -33,19 +38,7 @@ def build(name):
             nn.Conv2d(64, 64, 3), nn.ReLU(),
             nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10)), (3, 32, 32)
     if name == "fmnist_cnn":
-        # bench:federation's CNN, initialized as federation_torch.py (and the fmnist_cnn builtin) do.
-        model = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(7 * 7 * 64, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
-        for m in model:
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
-        return model, (1, 28, 28)
+        return build_fmnist_cnn(), (1, 28, 28)
     if name == "cifar10_cnn":
         layers, c_in = [], 3
         for i, c in enumerate([64, 128, 256, 512]):
