@@ -4,6 +4,29 @@
  */
 import type { ArrayDataset } from './types.js';
 
+/**
+ * Storage for `length` values of a data set: shared memory in Node, so the training workers of
+ * @oiafed/models (data-parallel steps, serial mode's learner pool) read a data set in place
+ * instead of keeping a shared copy of it beside this one (Fashion-MNIST: 219 MB less per
+ * process). Browsers keep plain buffers (SharedArrayBuffer needs cross-origin isolation there,
+ * and WebGL refuses shared views).
+ */
+function storage(length: number): ArrayBuffer | SharedArrayBuffer {
+  const bytes = length * 4;
+  const node = typeof process !== 'undefined' && process.versions?.node !== undefined;
+  return node && typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+}
+
+/** A zeroed Float32Array of `length` values in data-set storage (see `storage`). */
+export function datasetFloat32(length: number): Float32Array {
+  return new Float32Array(storage(length));
+}
+
+/** A zeroed Int32Array of `length` values in data-set storage (see `storage`). */
+export function datasetInt32(length: number): Int32Array {
+  return new Int32Array(storage(length));
+}
+
 /** Number of values in one sample of the given shape. */
 export function sampleSize(shape: readonly number[]): number {
   let size = 1;
@@ -61,8 +84,8 @@ export function createDataset(parts: DatasetParts): ArrayDataset {
 export function subset(ds: ArrayDataset, indices: ArrayLike<number>, name?: string): ArrayDataset {
   const per = sampleSize(ds.sampleShape);
   const n = indices.length;
-  const features = new Float32Array(n * per);
-  const labels = new Int32Array(n);
+  const features = datasetFloat32(n * per);
+  const labels = datasetInt32(n);
   for (let i = 0; i < n; i++) {
     const src = indices[i];
     if (!Number.isInteger(src) || src < 0 || src >= ds.length) {
@@ -90,10 +113,10 @@ export function concat(a: ArrayDataset, b: ArrayDataset, name?: string): ArrayDa
   if (a.numClasses !== b.numClasses) {
     throw new Error(`concat: ${a.name} has ${a.numClasses} classes, ${b.name} has ${b.numClasses}`);
   }
-  const features = new Float32Array(a.features.length + b.features.length);
+  const features = datasetFloat32(a.features.length + b.features.length);
   features.set(a.features, 0);
   features.set(b.features, a.features.length);
-  const labels = new Int32Array(a.length + b.length);
+  const labels = datasetInt32(a.length + b.length);
   labels.set(a.labels, 0);
   labels.set(b.labels, a.length);
   return createDataset({
@@ -116,7 +139,7 @@ export function normalizePixels(
   std: readonly number[],
   normalize: boolean,
 ): Float32Array {
-  const out = new Float32Array(pixels.length);
+  const out = datasetFloat32(pixels.length);
   if (!normalize) {
     for (let i = 0; i < pixels.length; i++) out[i] = pixels[i] / 255;
     return out;

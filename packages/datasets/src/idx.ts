@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCb } from 'node:zlib';
 import { ArgReader, checksumFor, defaultCacheDir, resolveBaseUrl } from './args.js';
-import { createDataset, normalizePixels } from './array-dataset.js';
+import { createDataset, datasetInt32, normalizePixels } from './array-dataset.js';
 import { downloadFile } from './download.js';
 import { silentLogger, type ArrayDataset, type DatasetLoader, type LoadedSplits } from './types.js';
 
@@ -196,10 +196,17 @@ async function readIdxPair(info: IdxDatasetInfo, split: string, imagesPath: stri
   return createDataset({
     name: `${info.type}/${split}`,
     features: normalizePixels(images.data, 1, [info.mean], [info.std], normalize),
-    labels: Int32Array.from(labels.data),
+    labels: widenLabels(labels.data),
     sampleShape: [images.dims[1], images.dims[2], 1],
     numClasses: info.numClasses,
   });
+}
+
+/** Byte labels as Int32 in data-set storage (shared with training workers in Node). */
+function widenLabels(bytes: Uint8Array): Int32Array {
+  const out = datasetInt32(bytes.length);
+  out.set(bytes);
+  return out;
 }
 
 /** MNIST (LeCun et al.): mean 0.1307, std 0.3081 of the training pixels in [0,1]. */

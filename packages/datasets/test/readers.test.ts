@@ -196,6 +196,21 @@ describe('registry, subset, concat, loadPartition', () => {
     );
   });
 
+  // Training workers (@oiafed/models) read data sets in shared memory in place; a plain buffer
+  // made them keep a shared copy of every partition and test set beside it (issue 13: RSS).
+  it('loaded splits, partitions, subsets and concatenations live in shared memory', async () => {
+    const d = await dir();
+    await writeMnistFiles(d, 12, 4, false);
+    const part = await loadPartition({ type: 'mnist', args: { data_dir: d }, split: 'all', partition: { strategy: 'iid', num_partitions: 2, partition_id: 1 } });
+    const ds = createDataset({ name: 'd', features: Float32Array.from([0, 1, 2, 3]), labels: Int32Array.from([0, 1]), sampleShape: [2], numClasses: 2 });
+    const s = subset(ds, [1]);
+    for (const x of [part.train!, part.test!, s, concat(s, ds)]) {
+      expect(x.features.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(x.labels.buffer).toBeInstanceOf(SharedArrayBuffer);
+    }
+    expect(Array.from(s.features)).toEqual([2, 3]);
+  });
+
   it('gives each learner its shard; shards cover train exactly and test stays whole', async () => {
     const d = await dir();
     await writeMnistFiles(d, 100, 20, true);
