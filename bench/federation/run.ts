@@ -12,15 +12,19 @@
  * Our learners train one after another, each data-parallel over N threads; `--learner-pool` runs
  * them instead N at a time on serial mode's learner pool (one thread each), as row `oiafed-pool`.
  * Each engine runs in its own child process, so its peak RSS (VmHWM) is its own.
+ * BENCH_FEDERATION_PROBE=1 prints after each round (stderr, `probe {...}`) the main thread's
+ * tf.memory() and wasm heap, process.memoryUsage() and the CPU-seconds of every OS thread (main
+ * thread, training workers, GC helpers): what showed that nothing grows from round to round.
  *
  * Prints per round: seconds, CPU-seconds, accuracy; and peak RSS. With --json the last stdout
  * line is {"rows": [{engine: "oiafed" | "torch", threads, s_per_round, cpu_s_per_round,
  * accuracy_by_round: [...], final_accuracy, peak_rss_mb, ...}]}.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { resolveConfig } from '@oiafed/config';
 import { runSerial } from '@oiafed/core';
 import { loadDataset, registerDataset, subset, type DatasetSpec } from '@oiafed/datasets';
@@ -142,7 +146,10 @@ async function oiafedChild(o: Options): Promise<void> {
     numClients: o.learners,
     ...(o.learnerPool ? { learnerPool: o.threads } : {}),
     onListening: () => mark(),
-    report: () => void (marks.length <= o.rounds && mark()),
+    report: () => {
+      if (marks.length <= o.rounds) mark();
+      if (process.env.BENCH_FEDERATION_PROBE) probeRound();
+    },
   });
   const s = marks.slice(1).map((m, i) => m.t / 1000 - marks[i]!.t / 1000);
   const cpu = marks.slice(1).map((m, i) => m.cpu - marks[i]!.cpu);
@@ -163,6 +170,26 @@ async function oiafedChild(o: Options): Promise<void> {
     kernels: blasKernelsLabel(),
   };
   process.stdout.write(`${JSON.stringify(row)}\n`);
+}
+
+/** BENCH_FEDERATION_PROBE=1: this thread's tensors and wasm heap, the process's memory, CPU-s per OS thread (stderr). */
+function probeRound(): void {
+  const m = tf.memory();
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.length ?? 0;
+  const mu = process.memoryUsage();
+  const threads: Record<string, number> = {};
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const name = `${readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()}:${tid}`;
+      threads[name] = +((Number(f[11]) + Number(f[12])) / 100).toFixed(1);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  const mb = (b: number): number => Math.round(b / 2 ** 20);
+  process.stderr.write(`probe ${JSON.stringify({ tensors: m.numTensors, bytes: m.numBytes, heap_mb: mb(heap), rss_mb: mb(mu.rss), js_mb: mb(mu.heapUsed), ext_mb: mb(mu.external), ab_mb: mb(mu.arrayBuffers), threads })}\n`);
 }
 
 function mean(v: number[]): number {
