@@ -37,7 +37,7 @@ import { Mutex } from './mutex.js';
 import { learnerAlgorithmArgs, learnerCapabilities } from './learner-algorithms/registry.js';
 import { RegistrationKeys } from './protocol.js';
 import { SECURE_AGGREGATION_CAPABILITY, secureAggregationSettings } from './secure-aggregation.js';
-import { Trainer, type TrainingSummary } from './trainer.js';
+import { Trainer, type TrainerOptions, type TrainingSummary } from './trainer.js';
 import { attachWebLearners } from './web-learners.js';
 
 export interface RunOptions {
@@ -53,6 +53,8 @@ export interface RunOptions {
   resume?: boolean;
   /** The trainer folds updates in learner-id order (see TrainerOptions.foldInLearnerOrder). */
   foldInLearnerOrder?: boolean;
+  /** Evaluates the trainer's global model (serial mode: the learner pool, whose workers are idle then). */
+  evaluator?: TrainerOptions['evaluator'];
 }
 
 export interface LearnerRunResult {
@@ -201,6 +203,7 @@ export async function runTrainerNode(config: NodeConfig, options: RunOptions = {
       testData: data.test,
       // Evaluation of the global model uses every core too (learner.args.threads of this config).
       evalThreads: config.learner.args.threads ?? availableParallelism(),
+      evaluator: options.evaluator,
       logger,
       metrics,
       history,
@@ -458,6 +461,8 @@ export async function runSerial(trainerConfig: NodeConfig, options: SerialOption
     hub,
     logger,
     foldInLearnerOrder: pooled,
+    // The global model's evaluation runs on the pool's workers too (no second set of workers).
+    ...(pool ? { evaluator: pool } : {}),
     onListening: (info) => {
       options.onListening?.(info);
       for (const build of builds) {

@@ -16,7 +16,7 @@ import type {
 import { setMaxListeners } from 'node:events';
 import { createRng } from '@oiafed/datasets';
 import type { ArrayDataset } from '@oiafed/datasets';
-import type { FedModel } from '@oiafed/models';
+import type { EvalResult, FedModel } from '@oiafed/models';
 import type { NodeMetrics, RunHistory } from '@oiafed/tracker';
 import type { PeerInfo, Transport } from '@oiafed/transport';
 import type { RoundControl, RoundRecord, TrainerCallback } from './callbacks.js';
@@ -78,6 +78,8 @@ export interface TrainerOptions {
   evalBatchSize?: number;
   /** Threads the global model's evaluation uses (data-parallel on the wasm backend); default 1. */
   evalThreads?: number;
+  /** Evaluates the global model instead of `model.evaluate` (serial mode's learner pool: on its workers). */
+  evaluator?: { evaluate(model: FedModel, data: ArrayDataset, options: { batchSize: number }): Promise<EvalResult> };
   logger?: Logger;
   metrics?: NodeMetrics;
   history?: RunHistory;
@@ -739,7 +741,9 @@ export class Trainer {
     const { testData, model } = this.options;
     if (testData && testData.length > 0) {
       model.setWeights(this.global);
-      const result = await model.evaluate(testData, { batchSize: this.options.evalBatchSize ?? 256, threads: this.options.evalThreads });
+      const batchSize = this.options.evalBatchSize ?? 256;
+      const { evaluator } = this.options;
+      const result = evaluator ? await evaluator.evaluate(model, testData, { batchSize }) : await model.evaluate(testData, { batchSize, threads: this.options.evalThreads });
       return { accuracy: result.accuracy, loss: result.loss, source: 'trainer' };
     }
     return this.federatedEvaluate(round, participants);

@@ -166,4 +166,23 @@ describe('learner pool (whole local runs on worker threads)', () => {
       await pool.close();
     }
   });
+
+  it('evaluates a model on its workers with the numbers of evaluate at threads = pool size (serial mode\'s global model)', async () => {
+    const m = model('test_bn_dropout');
+    const data = blobs(203, [8, 8, 2], 3, 9);
+    await m.train(data, opts({ epochs: 2 }));
+    const here = await m.evaluate(data, { batchSize: 32, threads: 2, parallelism: 'data' });
+    const pool = await LearnerPool.start(m, 2);
+    try {
+      const other = model('test_bn_dropout');
+      other.setWeights(m.getWeights());
+      // Two learners' runs in flight: the evaluation waits until both workers are idle.
+      const running = [pool.train(other, data, opts()), pool.train(other, data, opts())];
+      const onPool = await pool.evaluate(m, data, { batchSize: 32 });
+      await Promise.all(running);
+      expect(onPool).toEqual(here);
+    } finally {
+      await pool.close();
+    }
+  });
 });

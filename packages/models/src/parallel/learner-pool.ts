@@ -6,8 +6,9 @@
  * back are bit-identical to training here) and sends the weights back into the learner's model.
  */
 import type { FedModel } from '../fed-model.js';
-import type { DataSource, TrainOptions, TrainResult } from '../types.js';
+import type { DataSource, EvalResult, TrainOptions, TrainResult } from '../types.js';
 import { sharedData, TrainWorkerPool } from './pool.js';
+import { shardBounds } from './shard.js';
 
 export class LearnerPool {
   private readonly pool: TrainWorkerPool;
@@ -51,6 +52,30 @@ export class LearnerPool {
       return reply.result;
     } finally {
       this.release(worker);
+    }
+  }
+
+  /**
+   * `model.evaluate(data)` over every worker of the pool once all are idle: contiguous ranges,
+   * range i on worker i, loss sums and correct counts added in range order (the ranges and sums
+   * of `evaluate` with `threads` = the pool's size). Serial mode's trainer evaluates the global
+   * model here, so it starts no workers of its own beside the pool's (one wasm heap each).
+   */
+  async evaluate(model: FedModel, data: DataSource, options: { batchSize?: number } = {}): Promise<EvalResult> {
+    const workers = await Promise.all(Array.from({ length: this.pool.size }, () => this.acquire()));
+    try {
+      this.pool.hold(true);
+      this.pool.weights.set(model.getWeights());
+      const shared = sharedData(data);
+      const bounds = shardBounds(data.length, this.pool.size);
+      const batchSize = options.batchSize ?? 256;
+      const ranges = bounds.slice(0, -1).map((start, k) => ({ type: 'eval' as const, data: shared, start, end: bounds[k + 1], batchSize }));
+      const parts = await this.pool.evaluate(ranges);
+      const lossSum = parts.reduce((sum, p) => sum + p.lossSum, 0);
+      const correct = parts.reduce((sum, p) => sum + p.correct, 0);
+      return { loss: lossSum / data.length, accuracy: correct / data.length, numSamples: data.length };
+    } finally {
+      for (const w of workers) this.release(w);
     }
   }
 
