@@ -455,14 +455,15 @@ export async function runSerial(trainerConfig: NodeConfig, options: SerialOption
     ...deriveLearnerConfig(trainer, i, options.numClients, { host: 'memory', port: 0 }),
     transport: memory,
   }));
-  const { builds, sharedModel, pool, pooled } = await buildSerialLearners(learnerConfigs, logger, backend.backend, hub, options.learnerPool ?? 0);
+  const { builds, sharedModel, modelLock, pool, pooled } = await buildSerialLearners(learnerConfigs, logger, backend.backend, hub, options.learnerPool ?? 0);
   const started = runTrainerNode(trainer, {
     ...options,
     hub,
     logger,
     foldInLearnerOrder: pooled,
-    // The global model's evaluation runs on the pool's workers too (no second set of workers).
-    ...(pool ? { evaluator: pool } : {}),
+    // The global model's evaluation runs on the learners' workers (the pool's, or the shared
+    // model's data-parallel ones), not on a second set started by the trainer's model.
+    ...(pool ? { evaluator: pool } : sharedModel ? { evaluator: sharedModelEvaluator(sharedModel, modelLock, trainer.learner.args.threads ?? availableParallelism()) } : {}),
     onListening: (info) => {
       options.onListening?.(info);
       for (const build of builds) {
@@ -491,7 +492,7 @@ async function buildSerialLearners(
   backendName: string,
   hub: MemoryHub,
   poolSize: number,
-): Promise<{ builds: LearnerBuild[]; sharedModel?: FedModel; pool?: LearnerPool; pooled: boolean }> {
+): Promise<{ builds: LearnerBuild[]; sharedModel?: FedModel; modelLock: Mutex; pool?: LearnerPool; pooled: boolean }> {
   const modelLock = new Mutex();
   const builds: LearnerBuild[] = [];
   let sharedModel: FedModel | undefined;
@@ -513,7 +514,24 @@ async function buildSerialLearners(
     if (!pooled) sharedModel ??= build.model();
     builds.push(build);
   }
-  return { builds, sharedModel, pool, pooled };
+  return { builds, sharedModel, modelLock, pool, pooled };
+}
+
+/**
+ * Evaluates the trainer's global model on the learners' shared model (same architecture, same
+ * kernels and threads, so the same numbers) between learners' turns: its workers serve both, and
+ * the trainer's model starts none (one wasm heap and isolate less). Another layout evaluates as before.
+ */
+function sharedModelEvaluator(shared: FedModel, lock: Mutex, threads: number): NonNullable<TrainerOptions['evaluator']> {
+  return {
+    evaluate: (model, data, { batchSize }) => {
+      if (model.numParams !== shared.numParams || model.type !== shared.type) return model.evaluate(data, { batchSize, threads });
+      return lock.runExclusive(async () => {
+        shared.setWeights(model.getWeights());
+        return shared.evaluate(data, { batchSize, threads });
+      });
+    },
+  };
 }
 
 /** The learner pool, or undefined (learners then train on this thread, interleaved) when its workers cannot start. */
