@@ -463,7 +463,7 @@ export async function runSerial(trainerConfig: NodeConfig, options: SerialOption
     foldInLearnerOrder: pooled,
     // The global model's evaluation runs on the learners' workers (the pool's, or the shared
     // model's data-parallel ones), not on a second set started by the trainer's model.
-    ...(pool ? { evaluator: pool } : sharedModel ? { evaluator: sharedModelEvaluator(sharedModel, modelLock, trainer.learner.args.threads ?? availableParallelism()) } : {}),
+    ...globalModelEvaluator(pool, sharedModel, modelLock, trainer.learner.args.threads ?? availableParallelism()),
     onListening: (info) => {
       options.onListening?.(info);
       for (const build of builds) {
@@ -515,6 +515,15 @@ async function buildSerialLearners(
     builds.push(build);
   }
   return { builds, sharedModel, modelLock, pool, pooled };
+}
+
+/** Where serial mode evaluates the global model: on the learner pool, else on the learners' shared model. */
+function globalModelEvaluator(pool: LearnerPool | undefined, shared: FedModel | undefined, lock: Mutex, threads: number): Pick<TrainerOptions, 'evaluator'> {
+  if (pool) {
+    // Split as the trainer's own evaluate at `threads` would, so pooled and sequential runs report the same loss.
+    return { evaluator: { evaluate: (model, data, { batchSize }) => pool.evaluate(model, data, { batchSize, ranges: model.evaluationRanges(data.length, threads, batchSize) }) } };
+  }
+  return shared ? { evaluator: sharedModelEvaluator(shared, lock, threads) } : {};
 }
 
 /**

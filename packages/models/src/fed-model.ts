@@ -220,16 +220,28 @@ export class FedModel {
    * patched wasm backend (native TensorFlow threads by itself, and the pure-JS backend is too slow
    * for the split to matter); when the workers cannot start the plan is made again without them.
    */
-  private async startPlan(threads: number, batchSize: number, parallelism: Parallelism | undefined, splittable: boolean): Promise<{ plan: ComputePlan; pool?: TrainWorkerPool }> {
+  /**
+   * How many contiguous ranges `evaluate(data, { batchSize, threads })` splits `length` samples
+   * into (1: none), so that a caller evaluating elsewhere (serial mode's learner pool) can split
+   * the same way and get the same sums.
+   */
+  evaluationRanges(length: number, threads: number, batchSize = 256): number {
+    return this.planFor(threads, batchSize, undefined, length >= 2 * threads).dataParallel;
+  }
+
+  private planFor(threads: number, batchSize: number, parallelism: Parallelism | undefined, splittable: boolean): ComputePlan {
     const onWasm = tf.getBackend() === 'wasm';
-    const make = (): ComputePlan =>
-      planWith(parallelism ?? 'auto', {
-        threads,
-        blasActive: onWasm && blasStatus().active,
-        macsPerSample: this.macsPerSample,
-        batchSize,
-        dataParallelPossible: splittable && onWasm && this.parallelFailure === undefined,
-      });
+    return planWith(parallelism ?? 'auto', {
+      threads,
+      blasActive: onWasm && blasStatus().active,
+      macsPerSample: this.macsPerSample,
+      batchSize,
+      dataParallelPossible: splittable && onWasm && this.parallelFailure === undefined,
+    });
+  }
+
+  private async startPlan(threads: number, batchSize: number, parallelism: Parallelism | undefined, splittable: boolean): Promise<{ plan: ComputePlan; pool?: TrainWorkerPool }> {
+    const make = (): ComputePlan => this.planFor(threads, batchSize, parallelism, splittable);
     let plan = make();
     const pool = plan.dataParallel > 1 ? await this.workerPool(plan.dataParallel - 1) : undefined;
     if (plan.dataParallel > 1 && pool === undefined) plan = make();

@@ -56,18 +56,19 @@ export class LearnerPool {
   }
 
   /**
-   * `model.evaluate(data)` over every worker of the pool once all are idle: contiguous ranges,
-   * range i on worker i, loss sums and correct counts added in range order (the ranges and sums
-   * of `evaluate` with `threads` = the pool's size). Serial mode's trainer evaluates the global
-   * model here, so it starts no workers of its own beside the pool's (one wasm heap each).
+   * `model.evaluate(data)` over the pool's workers once all are idle: `ranges` contiguous ranges
+   * (default and at most the pool's size), range i on worker i, loss sums and correct counts added
+   * in range order. Pass `model.evaluationRanges(...)` to split as `model.evaluate` would, so that
+   * the sums are the same. Serial mode's trainer evaluates the global model here, so it starts no
+   * workers of its own beside the pool's (one wasm heap each).
    */
-  async evaluate(model: FedModel, data: DataSource, options: { batchSize?: number } = {}): Promise<EvalResult> {
+  async evaluate(model: FedModel, data: DataSource, options: { batchSize?: number; ranges?: number } = {}): Promise<EvalResult> {
     const workers = await Promise.all(Array.from({ length: this.pool.size }, () => this.acquire()));
     try {
       this.pool.hold(true);
       this.pool.weights.set(model.getWeights());
       const shared = sharedData(data);
-      const bounds = shardBounds(data.length, this.pool.size);
+      const bounds = shardBounds(data.length, Math.min(options.ranges ?? this.pool.size, this.pool.size));
       const batchSize = options.batchSize ?? 256;
       const ranges = bounds.slice(0, -1).map((start, k) => ({ type: 'eval' as const, data: shared, start, end: bounds[k + 1], batchSize }));
       const parts = await this.pool.evaluate(ranges);

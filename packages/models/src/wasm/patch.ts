@@ -4,8 +4,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-// The stock wasm kernels must be registered before they are looked up and wrapped.
-import '@tensorflow/tfjs-backend-wasm';
+// Importing the package registers the stock wasm kernels, which must exist before they are
+// looked up and wrapped. A named import, not a bare one: a bare import would stay in this module's
+// .d.ts and make every consumer's type-check load the wasm package's Emscripten typings.
+import { version_wasm as installedWasmVersion } from '@tensorflow/tfjs-backend-wasm';
 import { batchNormGradKernel, batchNormKernel, installBatchNormGradient } from './batch-norm.js';
 import { convGradKernels } from './conv-grad-kernels.js';
 import { inputGradKernels } from './input-grad-kernels.js';
@@ -55,6 +57,10 @@ function state(): PatchState {
  * initialized.
  */
 export function registerPatchedWasmKernels(): void {
+  // The patched kernels read backend internals of exactly this release.
+  if (installedWasmVersion !== '4.22.0') {
+    throw new Error(`registerPatchedWasmKernels: @tensorflow/tfjs-backend-wasm ${installedWasmVersion} is installed; the patched kernels need exactly 4.22.0`);
+  }
   const s = state();
   // The FusedBatchNorm gradient may have been registered (by tfjs-layers) after the kernels.
   if (s.installed) return installBatchNormGradient();
